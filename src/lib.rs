@@ -1,0 +1,6 @@
+//! stanchion: a NATS Streaming (STAN) server that joins an existing
+//! nats-server as an ordinary client.
+
+pub mod config;
+pub mod protocol;
+pub mod store;

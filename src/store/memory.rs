@@ -1,0 +1,3 @@
+//! In-memory store (stub until implemented).
+/// Placeholder.
+pub struct MemoryStore;

@@ -1,0 +1,5 @@
+//! sled store (stub until implemented).
+/// Placeholder.
+pub struct SledStore;
+/// Placeholder.
+pub struct SledOptions;

