@@ -206,3 +206,58 @@ impl Stanchion {
         }
     }
 }
+
+/// Bound on every wait for an expected event in the tests.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A STAN connection through stanchion's Rust client, on its own NATS connection.
+pub async fn stan(nats: &Nats, client_id: &str) -> stanchion::client::Connection {
+    let nc = nats.client().await;
+    let mut opts = stanchion::client::Options::new("test-cluster", client_id);
+    opts.connect_wait = Duration::from_secs(5);
+    stanchion::client::Connection::connect(nc, opts)
+        .await
+        .expect("STAN connect")
+}
+
+/// The next message of a subscription, or a panic after [`WAIT`].
+pub async fn next_msg(sub: &mut stanchion::client::Subscription) -> stanchion::client::Message {
+    tokio::time::timeout(WAIT, sub.next())
+        .await
+        .expect("timed out waiting for a message")
+        .expect("subscription ended")
+}
+
+/// Asserts that nothing arrives within `window` (absence can only be observed over time).
+pub async fn assert_quiet(sub: &mut stanchion::client::Subscription, window: Duration) {
+    if let Ok(Some(m)) = tokio::time::timeout(window, sub.next()).await {
+        panic!(
+            "unexpected message: seq {} redelivered {}",
+            m.sequence(),
+            m.redelivered()
+        );
+    }
+}
+
+/// Sequences of the next `n` messages.
+pub async fn next_seqs(sub: &mut stanchion::client::Subscription, n: usize) -> Vec<u64> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(next_msg(sub).await.sequence());
+    }
+    out
+}
+
+/// Publishes `n` messages `"<prefix>-<i>"` (i from 1) and waits for each PubAck.
+pub async fn publish_n(
+    conn: &stanchion::client::Connection,
+    channel: &str,
+    prefix: &str,
+    n: usize,
+) {
+    for i in 1..=n {
+        conn.publish(channel, format!("{prefix}-{i}"))
+            .await
+            .expect("publish");
+    }
+}
