@@ -112,7 +112,9 @@ async fn every_acked_publish_survives_sigkill_under_load() {
     let acked_set: HashSet<&str> = acked.iter().map(String::as_str).collect();
     let mut log = Vec::new();
     let mut found = HashSet::new();
-    while found.len() < acked_set.len() {
+    // Messages delivered before the crash were stored, acked or not: read past them too.
+    let max_seen = seen.iter().map(|(seq, _, _)| *seq).max().unwrap_or(0);
+    while found.len() < acked_set.len() || (log.len() as u64) < max_seen {
         let m = next_msg(&mut all).await;
         let body = String::from_utf8(m.data().to_vec()).unwrap();
         if acked_set.contains(body.as_str()) {
