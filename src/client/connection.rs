@@ -386,6 +386,7 @@ impl Inner {
 async fn answer_heartbeats(inner: Arc<Inner>, mut sub: async_nats::Subscriber) {
     loop {
         let msg = tokio::select! {
+            biased;
             _ = inner.cancel.cancelled() => return,
             msg = sub.next() => match msg {
                 Some(msg) => msg,
@@ -424,21 +425,9 @@ impl Pinger {
         let mut out = 0i32;
         loop {
             tokio::select! {
+                biased;
                 _ = inner.cancel.cancelled() => return,
-                _ = ticks.tick() => {
-                    out = out.saturating_add(1);
-                    if out > self.max_out {
-                        inner.lose(PING_FAILURE.to_string());
-                        return;
-                    }
-                    let sent = inner
-                        .nats
-                        .publish_with_reply(self.requests.clone(), self.inbox.clone(), self.payload.clone())
-                        .await;
-                    if let Err(err) = sent {
-                        tracing::debug!(%err, "stan client: ping not sent");
-                    }
-                }
+                // Answers first: one that arrived with a tick still counts.
                 msg = responses.next() => {
                     let Some(msg) = msg else { return };
                     // "No responders" (503) and other statuses are not answers.
@@ -459,6 +448,20 @@ impl Pinger {
                         }
                     }
                     out = 0;
+                }
+                _ = ticks.tick() => {
+                    out = out.saturating_add(1);
+                    if out > self.max_out {
+                        inner.lose(PING_FAILURE.to_string());
+                        return;
+                    }
+                    let sent = inner
+                        .nats
+                        .publish_with_reply(self.requests.clone(), self.inbox.clone(), self.payload.clone())
+                        .await;
+                    if let Err(err) = sent {
+                        tracing::debug!(%err, "stan client: ping not sent");
+                    }
                 }
             }
         }

@@ -272,6 +272,7 @@ pub(crate) async fn dispatch_acks(
     let mut done = Vec::with_capacity(ACK_BATCH);
     loop {
         let first = tokio::select! {
+            biased;
             _ = cancel.cancelled() => return,
             msg = sub.next() => match msg {
                 Some(msg) => msg,
