@@ -70,7 +70,9 @@ where
         while let Some(msg) = sub.next().await {
             let req = Req::decode(msg.payload.clone()).expect("request decodes");
             if let (Some(reply), Some(resp)) = (msg.reply.clone(), answer(&req)) {
-                fake.publish(reply, resp.encode_to_vec().into()).await.unwrap();
+                fake.publish(reply, resp.encode_to_vec().into())
+                    .await
+                    .unwrap();
             }
             let _ = tx.try_send(Got { req, msg });
         }
@@ -129,7 +131,11 @@ async fn connect_and_close_send_the_right_requests() {
         let (conn, req) = connect(&fake, client, Options::new(CID, "c1")).await;
 
         assert_eq!(req.client_id, "c1");
-        assert!(req.heartbeat_inbox.starts_with("_INBOX."), "{}", req.heartbeat_inbox);
+        assert!(
+            req.heartbeat_inbox.starts_with("_INBOX."),
+            "{}",
+            req.heartbeat_inbox
+        );
         assert_eq!(req.protocol, 1);
         assert_eq!(req.conn_id.len(), 22);
         assert_eq!(&req.conn_id[..], conn.conn_id());
@@ -150,7 +156,10 @@ async fn connect_and_close_send_the_right_requests() {
             conn.subscribe("foo", SubscriptionOptions::default()).await,
             Err(ClientError::ConnectionClosed)
         ));
-        assert!(conn.connection_lost().borrow().is_none(), "a close is not a loss");
+        assert!(
+            conn.connection_lost().borrow().is_none(),
+            "a close is not a loss"
+        );
     })
     .await
 }
@@ -233,21 +242,34 @@ async fn heartbeats_are_answered_with_empty_replies() {
 async fn publish_async_resolves_by_guid() {
     bounded(async {
         let (_nats, fake, client) = setup().await;
-        let mut pubs = fake.subscribe(format!("{}.>", subjects().publish)).await.unwrap();
+        let mut pubs = fake
+            .subscribe(format!("{}.>", subjects().publish))
+            .await
+            .unwrap();
         sync(&fake).await;
         let (conn, _) = connect(&fake, client, Options::new(CID, "c1")).await;
 
         let mut a = conn.publish_async("foo", "one").await.unwrap();
-        let b = conn.publish_async("foo.bar", b"two".to_vec()).await.unwrap();
+        let b = conn
+            .publish_async("foo.bar", b"two".to_vec())
+            .await
+            .unwrap();
         assert_ne!(a.guid(), b.guid());
 
         let mut reply_subject = None;
-        for (expect_channel, expect_data, guid) in
-            [("foo", &b"one"[..], a.guid()), ("foo.bar", &b"two"[..], b.guid())]
-        {
+        for (expect_channel, expect_data, guid) in [
+            ("foo", &b"one"[..], a.guid()),
+            ("foo.bar", &b"two"[..], b.guid()),
+        ] {
             let msg = pubs.next().await.unwrap();
-            assert_eq!(msg.subject.as_str(), format!("_STAN.pub.{CID}.{expect_channel}"));
-            let reply = msg.reply.clone().expect("PubMsg has the ack subject as reply");
+            assert_eq!(
+                msg.subject.as_str(),
+                format!("_STAN.pub.{CID}.{expect_channel}")
+            );
+            let reply = msg
+                .reply
+                .clone()
+                .expect("PubMsg has the ack subject as reply");
             assert!(reply.starts_with("_STAN.acks."), "{reply}");
             // One ack subject per connection.
             assert_eq!(reply_subject.get_or_insert_with(|| reply.clone()), &reply);
@@ -298,19 +320,26 @@ async fn publish_async_resolves_by_guid() {
 async fn pub_ack_errors_and_timeouts_surface() {
     bounded(async {
         let (_nats, fake, client) = setup().await;
-        let mut pubs = serve(&fake, &format!("{}.>", subjects().publish), |pm: &pb::PubMsg| {
-            (pm.subject == "bad").then(|| pb::PubAck {
-                guid: pm.guid.clone(),
-                error: errors::INVALID_PUB_REQ.into(),
-            })
-        })
+        let mut pubs = serve(
+            &fake,
+            &format!("{}.>", subjects().publish),
+            |pm: &pb::PubMsg| {
+                (pm.subject == "bad").then(|| pb::PubAck {
+                    guid: pm.guid.clone(),
+                    error: errors::INVALID_PUB_REQ.into(),
+                })
+            },
+        )
         .await;
         let mut opts = Options::new(CID, "c1");
         opts.pub_ack_wait = Duration::from_millis(200);
         let (conn, _) = connect(&fake, client, opts).await;
 
         let err = conn.publish("bad", "x").await.unwrap_err();
-        assert!(matches!(&err, ClientError::Server(t) if t == errors::INVALID_PUB_REQ), "{err:?}");
+        assert!(
+            matches!(&err, ClientError::Server(t) if t == errors::INVALID_PUB_REQ),
+            "{err:?}"
+        );
 
         // Never acked: times out after pub_ack_wait.
         let err = conn.publish("good", "x").await.unwrap_err();
@@ -326,7 +355,10 @@ async fn pub_ack_errors_and_timeouts_surface() {
 async fn publish_async_waits_for_a_free_inflight_slot() {
     bounded(async {
         let (_nats, fake, client) = setup().await;
-        let mut pubs = fake.subscribe(format!("{}.>", subjects().publish)).await.unwrap();
+        let mut pubs = fake
+            .subscribe(format!("{}.>", subjects().publish))
+            .await
+            .unwrap();
         sync(&fake).await;
         let mut opts = Options::new(CID, "c1");
         opts.max_pub_acks_inflight = 2;
@@ -347,7 +379,10 @@ async fn publish_async_waits_for_a_free_inflight_slot() {
             .await
             .unwrap();
         first.await.1.unwrap();
-        let third = conn.publish_async("foo", "3").await.expect("slot freed by the ack");
+        let third = conn
+            .publish_async("foo", "3")
+            .await
+            .expect("slot freed by the ack");
         assert!((pubs.next().await.unwrap()).payload.len() > 1);
         drop(third);
     })
@@ -367,12 +402,16 @@ async fn serve_subscribe(
     let acks = fake.subscribe(ack_inbox.clone()).await.unwrap();
     sync(fake).await;
     let answer = ack_inbox.clone();
-    let reqs = serve(fake, &subjects().subscribe, move |_: &pb::SubscriptionRequest| {
-        Some(pb::SubscriptionResponse {
-            ack_inbox: answer.clone(),
-            error: String::new(),
-        })
-    })
+    let reqs = serve(
+        fake,
+        &subjects().subscribe,
+        move |_: &pb::SubscriptionRequest| {
+            Some(pb::SubscriptionResponse {
+                ack_inbox: answer.clone(),
+                error: String::new(),
+            })
+        },
+    )
     .await;
     (reqs, acks, ack_inbox)
 }
@@ -402,7 +441,10 @@ async fn subscribe_sends_the_request_delivers_and_auto_acks() {
         assert_eq!(req.durable_name, "dur");
         assert_eq!(req.max_in_flight, 10);
         assert_eq!(req.ack_wait_in_secs, 3);
-        assert_eq!(req.start_position, i32::from(pb::StartPosition::SequenceStart));
+        assert_eq!(
+            req.start_position,
+            i32::from(pb::StartPosition::SequenceStart)
+        );
         assert_eq!(req.start_sequence, 5);
         assert!(req.inbox.starts_with("_INBOX."));
         assert_eq!(sub.inbox(), req.inbox);
@@ -449,12 +491,19 @@ async fn manual_acks_are_sent_only_when_asked() {
         };
         let mut sub = conn.subscribe("foo", opts).await.unwrap();
         let req = reqs.recv().await.unwrap().req;
-        assert_eq!(req.start_position, i32::from(pb::StartPosition::TimeDeltaStart));
+        assert_eq!(
+            req.start_position,
+            i32::from(pb::StartPosition::TimeDeltaStart)
+        );
         assert_eq!(req.start_time_delta, 90_000_000_000);
         assert_eq!((req.max_in_flight, req.ack_wait_in_secs), (1024, 30));
 
-        fake.publish(req.inbox.clone(), msg_proto(1, b"a")).await.unwrap();
-        fake.publish(req.inbox.clone(), msg_proto(2, b"b")).await.unwrap();
+        fake.publish(req.inbox.clone(), msg_proto(1, b"a"))
+            .await
+            .unwrap();
+        fake.publish(req.inbox.clone(), msg_proto(2, b"b"))
+            .await
+            .unwrap();
         let m1 = sub.next().await.unwrap();
         let m2 = sub.next().await.unwrap();
         // Acking 2 then 1: had next() acked, 1 would have come first.
@@ -473,16 +522,22 @@ async fn manual_acks_are_sent_only_when_asked() {
 async fn subscribe_errors_and_timeout_cleanup() {
     bounded(async {
         let (_nats, fake, client) = setup().await;
-        let mut reqs = serve(&fake, &subjects().subscribe, |req: &pb::SubscriptionRequest| {
-            (req.subject == "bad").then(|| pb::SubscriptionResponse {
-                ack_inbox: String::new(),
-                error: errors::INVALID_SUBJECT.into(),
-            })
-        })
+        let mut reqs = serve(
+            &fake,
+            &subjects().subscribe,
+            |req: &pb::SubscriptionRequest| {
+                (req.subject == "bad").then(|| pb::SubscriptionResponse {
+                    ack_inbox: String::new(),
+                    error: errors::INVALID_SUBJECT.into(),
+                })
+            },
+        )
         .await;
-        let mut cleanups = serve(&fake, &subjects().sub_close, |_: &pb::UnsubscribeRequest| {
-            None::<pb::SubscriptionResponse>
-        })
+        let mut cleanups = serve(
+            &fake,
+            &subjects().sub_close,
+            |_: &pb::UnsubscribeRequest| None::<pb::SubscriptionResponse>,
+        )
         .await;
         let mut opts = Options::new(CID, "c1");
         opts.connect_wait = Duration::from_millis(300);
@@ -492,7 +547,10 @@ async fn subscribe_errors_and_timeout_cleanup() {
             .subscribe("bad", SubscriptionOptions::default())
             .await
             .unwrap_err();
-        assert!(matches!(&err, ClientError::Server(t) if t == errors::INVALID_SUBJECT), "{err:?}");
+        assert!(
+            matches!(&err, ClientError::Server(t) if t == errors::INVALID_SUBJECT),
+            "{err:?}"
+        );
         reqs.recv().await.unwrap();
 
         // No answer: timeout, then an UnsubscribeRequest for the delivery inbox.
@@ -518,16 +576,22 @@ async fn unsubscribe_and_close_send_the_ack_inbox() {
     bounded(async {
         let (_nats, fake, client) = setup().await;
         let (_reqs, _acks, ack_inbox) = serve_subscribe(&fake).await;
-        let mut unsubs = serve(&fake, &subjects().unsubscribe, |_: &pb::UnsubscribeRequest| {
-            Some(pb::SubscriptionResponse::default())
-        })
+        let mut unsubs = serve(
+            &fake,
+            &subjects().unsubscribe,
+            |_: &pb::UnsubscribeRequest| Some(pb::SubscriptionResponse::default()),
+        )
         .await;
-        let mut closes = serve(&fake, &subjects().sub_close, |_: &pb::UnsubscribeRequest| {
-            Some(pb::SubscriptionResponse {
-                ack_inbox: String::new(),
-                error: errors::INVALID_SUB.into(),
-            })
-        })
+        let mut closes = serve(
+            &fake,
+            &subjects().sub_close,
+            |_: &pb::UnsubscribeRequest| {
+                Some(pb::SubscriptionResponse {
+                    ack_inbox: String::new(),
+                    error: errors::INVALID_SUB.into(),
+                })
+            },
+        )
         .await;
         let (conn, _) = connect(&fake, client, Options::new(CID, "c1")).await;
 
@@ -544,9 +608,15 @@ async fn unsubscribe_and_close_send_the_ack_inbox() {
         assert_eq!(got.req.inbox, ack_inbox);
         assert_eq!(got.req.durable_name, "dur");
 
-        let sub = conn.subscribe("bar", SubscriptionOptions::default()).await.unwrap();
+        let sub = conn
+            .subscribe("bar", SubscriptionOptions::default())
+            .await
+            .unwrap();
         let err = sub.close().await.unwrap_err();
-        assert!(matches!(&err, ClientError::Server(t) if t == errors::INVALID_SUB), "{err:?}");
+        assert!(
+            matches!(&err, ClientError::Server(t) if t == errors::INVALID_SUB),
+            "{err:?}"
+        );
         let got = closes.recv().await.unwrap();
         assert_eq!(got.req.subject, "bar");
         assert_eq!(got.req.inbox, ack_inbox);
@@ -575,7 +645,10 @@ async fn ping_reply_error_marks_the_connection_lost() {
         let mut opts = Options::new(CID, "c1");
         opts.ping_period_override = Some(Duration::from_millis(20));
         let (conn, _) = connect(&fake, client, opts).await;
-        let mut sub = conn.subscribe("foo", SubscriptionOptions::default()).await.unwrap();
+        let mut sub = conn
+            .subscribe("foo", SubscriptionOptions::default())
+            .await
+            .unwrap();
         let pending = conn.publish_async("foo", "x").await.unwrap();
 
         let mut lost = conn.connection_lost();
@@ -598,8 +671,13 @@ async fn ping_reply_error_marks_the_connection_lost() {
             conn.publish_async("foo", "y").await,
             Err(ClientError::ConnectionClosed)
         ));
-        assert!(sub.next().await.is_none(), "subscriptions end with the connection");
-        conn.close().await.expect("closing a lost connection is a no-op");
+        assert!(
+            sub.next().await.is_none(),
+            "subscriptions end with the connection"
+        );
+        conn.close()
+            .await
+            .expect("closing a lost connection is a no-op");
     })
     .await
 }
@@ -633,14 +711,26 @@ async fn close_fails_pending_publishes_and_reports_server_errors() {
         .await;
         let (_reqs, _acks, _) = serve_subscribe(&fake).await;
         let (conn, _) = connect(&fake, client, Options::new(CID, "c1")).await;
-        let mut sub = conn.subscribe("foo", SubscriptionOptions::default()).await.unwrap();
+        let mut sub = conn
+            .subscribe("foo", SubscriptionOptions::default())
+            .await
+            .unwrap();
         let pending = conn.publish_async("foo", "never acked").await.unwrap();
 
         let err = conn.close().await.unwrap_err();
-        assert!(matches!(&err, ClientError::Server(t) if t == errors::UNKNOWN_CLIENT), "{err:?}");
-        assert!(matches!(pending.await.1, Err(ClientError::ConnectionClosed)));
+        assert!(
+            matches!(&err, ClientError::Server(t) if t == errors::UNKNOWN_CLIENT),
+            "{err:?}"
+        );
+        assert!(matches!(
+            pending.await.1,
+            Err(ClientError::ConnectionClosed)
+        ));
         assert!(sub.next().await.is_none());
-        assert!(matches!(sub.unsubscribe().await, Err(ClientError::ConnectionClosed)));
+        assert!(matches!(
+            sub.unsubscribe().await,
+            Err(ClientError::ConnectionClosed)
+        ));
     })
     .await
 }
