@@ -119,9 +119,15 @@ impl Connection {
     /// [`ClientError::Nats`] / [`ClientError::Decode`] otherwise.
     pub async fn connect(nats: Client, opts: Options) -> Result<Connection, ClientError> {
         let hb_inbox = nats.new_inbox();
-        let hb_sub = nats.subscribe(hb_inbox.clone()).await.map_err(ClientError::nats)?;
+        let hb_sub = nats
+            .subscribe(hb_inbox.clone())
+            .await
+            .map_err(ClientError::nats)?;
         let ping_inbox = Subject::from(nats.new_inbox());
-        let ping_sub = nats.subscribe(ping_inbox.clone()).await.map_err(ClientError::nats)?;
+        let ping_sub = nats
+            .subscribe(ping_inbox.clone())
+            .await
+            .map_err(ClientError::nats)?;
         let conn_id = Bytes::copy_from_slice(nuid::next().as_str().as_bytes());
 
         let req = pb::ConnectRequest {
@@ -147,7 +153,10 @@ impl Connection {
         }
 
         let ack_subject = Subject::from(format!("{ACK_PREFIX}.{}", nuid::next()));
-        let ack_sub = nats.subscribe(ack_subject.clone()).await.map_err(ClientError::nats)?;
+        let ack_sub = nats
+            .subscribe(ack_subject.clone())
+            .await
+            .map_err(ClientError::nats)?;
 
         let cancel = CancellationToken::new();
         let inner = Arc::new(Inner {
@@ -175,7 +184,11 @@ impl Connection {
 
         let tasks = &inner.tasks;
         tasks.spawn(answer_heartbeats(inner.clone(), hb_sub));
-        tasks.spawn(publish::dispatch_acks(inner.acks.clone(), ack_sub, cancel.clone()));
+        tasks.spawn(publish::dispatch_acks(
+            inner.acks.clone(),
+            ack_sub,
+            cancel.clone(),
+        ));
         tasks.spawn(publish::sweep_timeouts(inner.acks.clone(), cancel.clone()));
         let period = opts.ping_period_override.or_else(|| {
             u64::try_from(resp.ping_interval)
@@ -386,6 +399,7 @@ impl Inner {
 async fn answer_heartbeats(inner: Arc<Inner>, mut sub: async_nats::Subscriber) {
     loop {
         let msg = tokio::select! {
+            biased;
             _ = inner.cancel.cancelled() => return,
             msg = sub.next() => match msg {
                 Some(msg) => msg,
@@ -424,21 +438,9 @@ impl Pinger {
         let mut out = 0i32;
         loop {
             tokio::select! {
+                biased;
                 _ = inner.cancel.cancelled() => return,
-                _ = ticks.tick() => {
-                    out = out.saturating_add(1);
-                    if out > self.max_out {
-                        inner.lose(PING_FAILURE.to_string());
-                        return;
-                    }
-                    let sent = inner
-                        .nats
-                        .publish_with_reply(self.requests.clone(), self.inbox.clone(), self.payload.clone())
-                        .await;
-                    if let Err(err) = sent {
-                        tracing::debug!(%err, "stan client: ping not sent");
-                    }
-                }
+                // Answers first: one that arrived with a tick still counts.
                 msg = responses.next() => {
                     let Some(msg) = msg else { return };
                     // "No responders" (503) and other statuses are not answers.
@@ -459,6 +461,20 @@ impl Pinger {
                         }
                     }
                     out = 0;
+                }
+                _ = ticks.tick() => {
+                    out = out.saturating_add(1);
+                    if out > self.max_out {
+                        inner.lose(PING_FAILURE.to_string());
+                        return;
+                    }
+                    let sent = inner
+                        .nats
+                        .publish_with_reply(self.requests.clone(), self.inbox.clone(), self.payload.clone())
+                        .await;
+                    if let Err(err) = sent {
+                        tracing::debug!(%err, "stan client: ping not sent");
+                    }
                 }
             }
         }

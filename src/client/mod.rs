@@ -86,3 +86,38 @@ impl Options {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Handles move into tasks: the benchmark and tests spawn publishers and
+    /// subscribers on a multi-threaded runtime.
+    #[test]
+    fn handles_are_send_and_sync() {
+        fn send_sync<T: Send + Sync>() {}
+        fn send<T: Send>() {}
+        send_sync::<Connection>();
+        send_sync::<Message>();
+        send_sync::<ClientError>();
+        send::<Subscription>();
+        send::<PubAckFuture>();
+    }
+
+    #[test]
+    fn defaults_are_stan_go_s() {
+        let o = Options::new("c", "id");
+        assert_eq!(o.discover_prefix, "_STAN.discover");
+        assert_eq!(o.connect_wait, Duration::from_secs(2));
+        assert_eq!(o.pub_ack_wait, Duration::from_secs(30));
+        assert_eq!(o.max_pub_acks_inflight, 16_384);
+        assert_eq!((o.ping_interval, o.ping_max_out), (5, 88));
+        let s = SubscriptionOptions::default();
+        assert_eq!(
+            (s.max_in_flight, s.ack_wait),
+            (1024, Duration::from_secs(30))
+        );
+        assert_eq!(s.start, StartAt::NewOnly);
+        assert!(!s.manual_acks);
+    }
+}

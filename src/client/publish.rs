@@ -157,7 +157,9 @@ impl PubAcks {
     pub(crate) fn new(max_inflight: usize, wait: Duration) -> PubAcks {
         PubAcks {
             table: Mutex::default(),
-            slots: Arc::new(Semaphore::new(max_inflight.clamp(1, Semaphore::MAX_PERMITS))),
+            slots: Arc::new(Semaphore::new(
+                max_inflight.clamp(1, Semaphore::MAX_PERMITS),
+            )),
             armed: Notify::new(),
             wait,
         }
@@ -181,7 +183,9 @@ impl PubAcks {
             return Err(ended.error());
         }
         let was_idle = table.deadlines.is_empty();
-        table.deadlines.push_back((Instant::now() + self.wait, guid));
+        table
+            .deadlines
+            .push_back((Instant::now() + self.wait, guid));
         table.waiters.insert(guid, Waiter { tx, _slot: slot });
         drop(table);
         if was_idle {
@@ -221,11 +225,18 @@ impl PubAcks {
     }
 
     /// Resolves the waiters of a batch of PubAck payloads under one lock.
-    fn resolve(&self, acks: &[async_nats::Message], done: &mut Vec<(Waiter, Result<(), ClientError>)>) {
+    fn resolve(
+        &self,
+        acks: &[async_nats::Message],
+        done: &mut Vec<(Waiter, Result<(), ClientError>)>,
+    ) {
         let mut table = self.lock();
         for msg in acks {
             let Some(ack) = wire::decode_pub_ack(&msg.payload) else {
-                tracing::debug!(len = msg.payload.len(), "stan client: undecodable PubAck ignored");
+                tracing::debug!(
+                    len = msg.payload.len(),
+                    "stan client: undecodable PubAck ignored"
+                );
                 continue;
             };
             let Ok(key) = <[u8; GUID_LEN]>::try_from(ack.guid) else {
@@ -235,7 +246,9 @@ impl PubAcks {
                 let result = if ack.error.is_empty() {
                     Ok(())
                 } else {
-                    Err(ClientError::Server(String::from_utf8_lossy(ack.error).into_owned()))
+                    Err(ClientError::Server(
+                        String::from_utf8_lossy(ack.error).into_owned(),
+                    ))
                 };
                 done.push((waiter, result));
             }
@@ -272,6 +285,7 @@ pub(crate) async fn dispatch_acks(
     let mut done = Vec::with_capacity(ACK_BATCH);
     loop {
         let first = tokio::select! {
+            biased;
             _ = cancel.cancelled() => return,
             msg = sub.next() => match msg {
                 Some(msg) => msg,
@@ -327,15 +341,24 @@ mod tests {
         let sweeper = tokio::spawn(sweep_timeouts(acks.clone(), cancel.clone()));
         let a = acks.register().await.unwrap();
         let _b = acks.register().await.unwrap();
-        assert!(acks.register().now_or_never().is_none(), "third must wait for a slot");
+        assert!(
+            acks.register().now_or_never().is_none(),
+            "third must wait for a slot"
+        );
         let (guid, res) = a.await;
-        assert!(matches!(res, Err(ClientError::PubAckTimeout)), "{guid}: {res:?}");
+        assert!(
+            matches!(res, Err(ClientError::PubAckTimeout)),
+            "{guid}: {res:?}"
+        );
         // Both timed out together, so two slots are free again.
         let c = acks.register().await.unwrap();
         let _d = acks.register().await.unwrap();
         acks.end(Ended::Lost("gone".into()));
         assert!(matches!(c.await.1, Err(ClientError::ConnectionLost(t)) if t == "gone"));
-        assert!(matches!(acks.register().await, Err(ClientError::ConnectionLost(_))));
+        assert!(matches!(
+            acks.register().await,
+            Err(ClientError::ConnectionLost(_))
+        ));
         cancel.cancel();
         sweeper.await.unwrap();
     }

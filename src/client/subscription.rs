@@ -145,7 +145,9 @@ pub struct Message {
 
 impl std::fmt::Debug for Message {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Message").field("proto", &self.proto).finish()
+        f.debug_struct("Message")
+            .field("proto", &self.proto)
+            .finish()
     }
 }
 
@@ -449,7 +451,10 @@ mod tests {
         assert_eq!(req.max_in_flight, 7);
         assert_eq!(req.ack_wait_in_secs, 2);
         assert_eq!(req.durable_name, "d");
-        assert_eq!(req.start_position, i32::from(pb::StartPosition::SequenceStart));
+        assert_eq!(
+            req.start_position,
+            i32::from(pb::StartPosition::SequenceStart)
+        );
         assert_eq!(req.start_sequence, 5);
         assert_eq!(req.start_time_delta, 0);
     }
@@ -464,11 +469,17 @@ mod tests {
             .request("c", "ch", "i")
         };
         let r = req(StartAt::TimeDelta(Duration::from_millis(1500)));
-        assert_eq!(r.start_position, i32::from(pb::StartPosition::TimeDeltaStart));
+        assert_eq!(
+            r.start_position,
+            i32::from(pb::StartPosition::TimeDeltaStart)
+        );
         assert_eq!(r.start_time_delta, 1_500_000_000);
         let r = req(StartAt::Time(SystemTime::now() - Duration::from_secs(60)));
         assert!((60_000_000_000..61_000_000_000).contains(&r.start_time_delta));
-        assert_eq!(req(StartAt::First).start_position, i32::from(pb::StartPosition::First));
+        assert_eq!(
+            req(StartAt::First).start_position,
+            i32::from(pb::StartPosition::First)
+        );
         assert_eq!(
             req(StartAt::LastReceived).start_position,
             i32::from(pb::StartPosition::LastReceived)

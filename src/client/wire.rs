@@ -234,7 +234,9 @@ mod tests {
     #[test]
     fn pub_ack_skips_unknown_fields_and_rejects_garbage() {
         // field 3 varint 150, field 4 fixed64, field 5 fixed32, then guid.
-        let mut buf = vec![0x18, 0x96, 0x01, 0x21, 0, 0, 0, 0, 0, 0, 0, 0, 0x2d, 0, 0, 0, 0];
+        let mut buf = vec![
+            0x18, 0x96, 0x01, 0x21, 0, 0, 0, 0, 0, 0, 0, 0, 0x2d, 0, 0, 0, 0,
+        ];
         buf.extend_from_slice(&[0x0a, 1, b'g']);
         assert_eq!(decode_pub_ack(&buf).unwrap().guid, b"g");
         assert_eq!(decode_pub_ack(&[0x0a, 5, b'g']), None); // truncated
