@@ -92,7 +92,9 @@ fn msgs(from: u64, to: u64) -> Vec<MsgProto> {
 
 /// Encoded size of messages, as `ChannelState::bytes` counts it.
 fn size(msgs: &[MsgProto]) -> u64 {
-    msgs.iter().map(|m| m.encoded_len() as u64).sum()
+    msgs.iter()
+        .map(|m| u64::try_from(m.encoded_len()).unwrap())
+        .sum()
 }
 
 /// Sequences of a list of messages.
@@ -450,17 +452,14 @@ fn everything_survives_reopen(open: Factory) {
     store.set_server_info(&info).unwrap();
     store.put_client(&client("x", "hb")).unwrap();
     let mut states = Vec::new();
-    for (i, name) in ["one", "two", "three"].into_iter().enumerate() {
+    for (i, name) in (0u64..).zip(["one", "two", "three"]) {
         let ch = store.open_channel(name).unwrap();
-        let n = 50 * (i as u64 + 1);
+        let n = 50 * (i + 1);
         ch.append(&msgs(1, n)).unwrap();
-        ch.remove_through(i as u64 * 7).unwrap();
+        ch.remove_through(i * 7).unwrap();
         ch.apply_subs(&[
-            SubUpdate::Put(sub(i as u64, n)),
-            SubUpdate::AddPending {
-                sub: i as u64,
-                seq: n,
-            },
+            SubUpdate::Put(sub(i, n)),
+            SubUpdate::AddPending { sub: i, seq: n },
         ])
         .unwrap();
         states.push((
