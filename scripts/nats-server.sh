@@ -4,8 +4,14 @@
 # present, as the interop suite's Python client needs it).
 
 find_python39() {
-  command -v python3.9 2>/dev/null && return
-  ls -1 "$HOME"/.pyenv/versions/3.9*/bin/python 2>/dev/null | sort -V | tail -n 1
+  # A pyenv shim may exist without a working interpreter behind it: try each.
+  local py
+  for py in $(command -v python3.9 2>/dev/null) $(ls -1 "$HOME"/.pyenv/versions/3.9*/bin/python 2>/dev/null | sort -Vr); do
+    if "$py" -c 'import sys; assert sys.version_info[:2] == (3, 9)' >/dev/null 2>&1; then
+      echo "$py"
+      return
+    fi
+  done
 }
 
 ensure_venv() {

@@ -4,9 +4,8 @@
 # unit, integration and interop test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash tests/interop/setup.sh
 source scripts/nats-server.sh
-export NATS_SERVER_BIN=$(ensure_nats_server)
-if [ -f tests/interop/setup.sh ]; then
-  bash tests/interop/setup.sh
-fi
+NATS_SERVER_BIN=$(ensure_nats_server)
+export NATS_SERVER_BIN
 cargo test --all-targets "$@"

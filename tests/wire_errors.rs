@@ -93,6 +93,18 @@ async fn connect_close_and_their_errors_match_the_reference() {
         .await;
     assert_eq!(garbage.error, errors::INVALID_CONN_REQ);
 
+    // e1 answers its heartbeats, so a second connect as e1 is refused.
+    let mut hb = raw.nc.subscribe("_INBOX.hb-e1").await.unwrap();
+    let answerer = raw.nc.clone();
+    tokio::spawn(async move {
+        use futures::StreamExt;
+        while let Some(m) = hb.next().await {
+            if let Some(reply) = m.reply {
+                let _ = answerer.publish(reply, Bytes::new()).await;
+            }
+        }
+    });
+    raw.nc.flush().await.unwrap();
     let ok = raw.connect("e1", "_INBOX.hb-e1", b"conn-e1").await;
     assert_eq!(ok.error, "");
     assert_eq!(ok.pub_prefix, "_STAN.pub.test-cluster");

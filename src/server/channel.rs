@@ -58,6 +58,8 @@ pub enum ChannelCmd {
         /// Where the SubscriptionResponse goes.
         reply: Option<Subject>,
     },
+    /// A client answers again: retry deliveries held back for it.
+    Wake,
     /// A client is gone: its subscriptions close as if it had sent Close.
     ClientClosed {
         /// The departed client.
@@ -77,6 +79,8 @@ pub struct ChannelHandle {
 /// What every channel shares with the rest of the server.
 #[derive(Clone)]
 pub struct ChannelCtx {
+    /// Registered clients, to hold back deliveries to clients failing heartbeats.
+    pub clients: Arc<super::clients::Clients>,
     /// Connection used for deliveries and replies.
     pub nats: async_nats::Client,
     /// Group commit of store writes.
@@ -222,6 +226,7 @@ impl Channel {
                             self.write_sub_updates().await;
                             let _ = done.send(());
                         }
+                        ChannelCmd::Wake => self.redeliver_expired(Instant::now()).await,
                         ChannelCmd::Publish { .. } | ChannelCmd::Ack { .. } => unreachable!(),
                     }
                 }

@@ -5,6 +5,7 @@
 //! guards it; it is never held across an `.await`.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use bytes::Bytes;
@@ -16,12 +17,17 @@ struct Inner {
     by_id: HashMap<String, ClientInfo>,
     /// Connection ID → client ID, for publish validation and pings.
     by_conn: HashMap<Bytes, String>,
+    /// Consecutive missed heartbeats of clients that missed at least one.
+    hb_failures: HashMap<String, u32>,
 }
 
 /// Registered clients. One per server; cheap operations only.
 #[derive(Default)]
 pub struct Clients {
     inner: Mutex<Inner>,
+    /// How many clients are currently failing heartbeats: lets the delivery
+    /// path skip the lock in the usual case where none is.
+    failing: AtomicUsize,
 }
 
 impl Clients {
@@ -46,6 +52,9 @@ impl Clients {
     pub fn remove(&self, id: &str) -> Option<ClientInfo> {
         let mut inner = self.lock();
         let info = inner.by_id.remove(id)?;
+        if inner.hb_failures.remove(id).is_some() {
+            self.failing.fetch_sub(1, Ordering::Relaxed);
+        }
         if inner
             .by_conn
             .get(&info.conn_id)
@@ -75,6 +84,49 @@ impl Clients {
     /// The client owning a connection ID, if registered.
     pub fn by_conn(&self, conn_id: &[u8]) -> Option<String> {
         self.lock().by_conn.get(conn_id).cloned()
+    }
+
+    /// The client ID and heartbeat inbox of every client, for a heartbeat round.
+    pub fn heartbeat_targets(&self) -> Vec<(String, String)> {
+        let inner = self.lock();
+        inner
+            .by_id
+            .values()
+            .map(|c| (c.id.clone(), c.hb_inbox.clone()))
+            .collect()
+    }
+
+    /// Records an answered heartbeat (or a ping): the client is fully alive.
+    /// Returns `true` if it was failing before.
+    pub fn heartbeat_ok(&self, id: &str) -> bool {
+        let mut inner = self.lock();
+        let was_failing = inner.hb_failures.remove(id).is_some();
+        if was_failing {
+            self.failing.fetch_sub(1, Ordering::Relaxed);
+        }
+        was_failing
+    }
+
+    /// Records a missed heartbeat; returns the consecutive misses so far,
+    /// or `None` if the client is no longer registered.
+    pub fn heartbeat_missed(&self, id: &str) -> Option<u32> {
+        let mut inner = self.lock();
+        if !inner.by_id.contains_key(id) {
+            return None;
+        }
+        let count = inner.hb_failures.entry(id.to_string()).or_insert(0);
+        *count += 1;
+        let count = *count;
+        if count == 1 {
+            self.failing.fetch_add(1, Ordering::Relaxed);
+        }
+        Some(count)
+    }
+
+    /// Whether a client has missed its latest heartbeat(s): its plain
+    /// subscriptions skip redelivery and queue groups pass it over.
+    pub fn is_failing(&self, id: &str) -> bool {
+        self.failing.load(Ordering::Relaxed) > 0 && self.lock().hb_failures.contains_key(id)
     }
 
     /// A client's record.
@@ -124,5 +176,27 @@ mod tests {
         assert!(!clients.is_valid_publisher("a", b"conn-a"));
         assert!(clients.by_conn(b"conn-a").is_none());
         assert!(clients.is_empty());
+    }
+
+    #[test]
+    fn heartbeat_failures_count_and_reset() {
+        let clients = Clients::default();
+        assert!(clients.register(client("a", b"conn-a")));
+        assert!(!clients.is_failing("a"));
+        assert_eq!(clients.heartbeat_missed("a"), Some(1));
+        assert_eq!(clients.heartbeat_missed("a"), Some(2));
+        assert!(clients.is_failing("a"));
+        assert!(clients.heartbeat_ok("a"), "was failing");
+        assert!(!clients.is_failing("a"));
+        assert!(!clients.heartbeat_ok("a"));
+        assert_eq!(clients.heartbeat_missed("a"), Some(1));
+        clients.remove("a");
+        assert!(!clients.is_failing("a"));
+        assert_eq!(
+            clients.heartbeat_missed("a"),
+            None,
+            "gone clients are not counted"
+        );
+        assert_eq!(clients.failing.load(Ordering::Relaxed), 0);
     }
 }

@@ -2,7 +2,7 @@
 //! messages within each MaxInFlight window, acks that open the window
 //! again, and AckWait expiry that redelivers with the `redelivered` flag.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -12,6 +12,9 @@ use crate::store::SubUpdate;
 
 /// Largest number of messages sent to one subscription per pass; bounds a pass's memory.
 const PASS: usize = 1024;
+
+/// When held-back redeliveries (client failing heartbeats, NATS down) are looked at again.
+const HELD_BACK_RETRY: Duration = Duration::from_secs(1);
 
 /// The encoding of `entry` with `redelivered` (6) and `redeliveryCount` (7)
 /// appended: fields 1-5 come first in a stored message, so this is still the
@@ -178,8 +181,15 @@ impl Channel {
     }
 
     /// Redelivers every pending message whose AckWait expired, ignoring
-    /// MaxInFlight, and re-arms the timer for the next expiry.
+    /// MaxInFlight, and re-arms the timer for the next expiry. Plain
+    /// subscriptions of a client failing heartbeats wait; a queue member's
+    /// expired messages go to a live member instead. While stanchion is cut
+    /// off from NATS nothing is redelivered (it would only pile up).
     pub(super) async fn redeliver_expired(&mut self, now: Instant) {
+        if !super::liveness::nats_connected(&self.ctx.nats) {
+            self.next_deadline = Some(now + HELD_BACK_RETRY);
+            return;
+        }
         self.next_deadline = None;
         let mut ids: Vec<u64> = self.subs.keys().copied().collect();
         ids.sort_unstable();
@@ -196,8 +206,21 @@ impl Channel {
                 .filter(|(_, p)| p.deadline <= now)
                 .map(|(s, _)| *s)
                 .collect();
-            if !expired.is_empty() {
-                self.redeliver(id, &expired).await;
+            let mut target = Some(id);
+            if !expired.is_empty() && self.ctx.clients.is_failing(&sub.state.client_id) {
+                target = match sub.group.clone() {
+                    // Held back until the client answers again (or is closed).
+                    None => None,
+                    Some(group) => self.move_to_live_member(id, &group, &expired),
+                };
+                if target.is_none() {
+                    // Its deadlines have passed: look again later, not at once.
+                    self.arm(now + HELD_BACK_RETRY);
+                    continue;
+                }
+            }
+            if let (Some(to), false) = (target, expired.is_empty()) {
+                self.redeliver(to, &expired).await;
             }
             if let Some(next) = self
                 .subs
@@ -207,6 +230,29 @@ impl Channel {
                 self.arm(next);
             }
         }
+    }
+
+    /// Moves pending `seqs` of member `from` to a live member of `group`; returns it.
+    fn move_to_live_member(&mut self, from: u64, group: &str, seqs: &[u64]) -> Option<u64> {
+        let clients = &self.ctx.clients;
+        let to = self
+            .groups
+            .get(group)?
+            .live_member(&self.subs, from, |c| clients.is_failing(c))?;
+        let moved: Vec<(u64, Pending)> = {
+            let sub = self.subs.get_mut(&from)?;
+            seqs.iter()
+                .filter_map(|s| sub.pending.remove(s).map(|p| (*s, p)))
+                .collect()
+        };
+        let target = self.subs.get_mut(&to)?;
+        for (seq, p) in moved {
+            target.pending.insert(seq, p);
+            self.updates
+                .push(SubUpdate::RemovePending { sub: from, seq });
+            self.updates.push(SubUpdate::AddPending { sub: to, seq });
+        }
+        Some(to)
     }
 
     /// Redelivers `seqs` (pending on `id`) now; messages no longer stored are implicitly acked.

@@ -9,6 +9,7 @@ mod channel;
 mod clients;
 mod committer;
 mod delivery;
+mod liveness;
 mod requests;
 mod subs;
 mod subscribe;
@@ -17,6 +18,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, StoreKind};
@@ -24,6 +26,9 @@ use crate::protocol::Subjects;
 use crate::store::{MemoryStore, ServerInfo, SledOptions, SledStore, Store, StoreError};
 
 pub use clients::Clients;
+
+/// How long shutdown waits for queued work, and for the last NATS flush.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Version of the records stanchion writes; checked at start.
 const FORMAT_VERSION: u32 = 1;
@@ -98,7 +103,19 @@ pub async fn run(
         sub_close: info.sub_close.clone(),
         close: info.close.clone(),
     };
-    let nats = connect_nats(&config).await?;
+    let stop = CancellationToken::new();
+    let trigger = stop.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        trigger.cancel();
+    });
+    let nats = tokio::select! {
+        nats = connect_nats(&config) => nats?,
+        () = stop.cancelled() => {
+            tracing::info!("stopped before nats-server was reachable");
+            return Ok(());
+        }
+    };
     let tasks = TaskTracker::new();
     let result = requests::serve(
         requests::Setup {
@@ -109,14 +126,23 @@ pub async fn run(
             ack_prefix: info.ack_prefix,
             tasks: tasks.clone(),
         },
-        shutdown,
+        stop.clone().cancelled_owned(),
     )
     .await;
     tasks.close();
-    tasks.wait().await;
+    // Channels finish what they received; with nats-server gone their
+    // replies cannot leave, so the wait is bounded.
+    if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(grace = ?SHUTDOWN_GRACE, "queued work did not finish in time; flushing the store anyway");
+    }
     let flushed = tokio::task::spawn_blocking(move || store.flush()).await;
-    if let Err(e) = nats.flush().await {
-        tracing::warn!(error = %e, "final NATS flush failed");
+    match tokio::time::timeout(SHUTDOWN_GRACE, nats.flush()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "final NATS flush failed"),
+        Err(_) => tracing::warn!("final NATS flush timed out"),
     }
     flushed.map_err(|e| ServerError::Internal(e.to_string()))??;
     tracing::info!("stanchion stopped");

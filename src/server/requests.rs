@@ -14,12 +14,14 @@ use async_nats::{Message, Subject, Subscriber};
 use bytes::Bytes;
 use futures::{FutureExt, StreamExt};
 use prost::Message as _;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::channel::{self, ChannelCmd, ChannelCtx, ChannelHandle};
 use super::clients::Clients;
 use super::committer::Committer;
+use super::liveness::{self, HeartbeatConfig, Liveness, DUP_PROBE_TIMEOUT};
 use super::ServerError;
 use crate::config::Config;
 use crate::protocol::pb::{
@@ -33,6 +35,9 @@ use crate::store::{ClientInfo, Store};
 /// the barrier's work under a flood; everything received before is covered
 /// unless more than this many are queued.
 const BARRIER_DRAIN: usize = 1 << 20;
+
+/// Depth of the liveness and probe report queues; reporters wait when full.
+const REPORTS: usize = 1024;
 
 /// How long the start-up probe waits for another server to answer.
 const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(250);
@@ -59,6 +64,17 @@ struct Dispatcher {
     lower_names: HashMap<String, String>,
     ctx: ChannelCtx,
     tasks: TaskTracker,
+    /// Client IDs whose duplicate-connect probe is in flight.
+    probing: HashSet<String>,
+    /// Where duplicate-connect probes report.
+    probe_tx: mpsc::Sender<DupProbe>,
+}
+
+/// The outcome of probing the old holder of a client ID a new connect wants.
+struct DupProbe {
+    req: ConnectRequest,
+    reply: Option<Subject>,
+    old_alive: bool,
 }
 
 /// The NATS subscriptions the server serves.
@@ -88,7 +104,9 @@ pub async fn serve(
     } = setup;
     probe_for_other_server(&nats, &subjects).await?;
     let committer = Committer::start(store.clone(), config.file_sync, &tasks);
+    let clients = Arc::new(Clients::default());
     let ctx = ChannelCtx {
+        clients: clients.clone(),
         nats: nats.clone(),
         committer,
         ack_prefix: ack_prefix.clone().into(),
@@ -96,16 +114,19 @@ pub async fn serve(
         max_subs: config.max_subs,
         batch: config.io_batch_size.max(1),
     };
+    let (probe_tx, mut probe_rx) = mpsc::channel(REPORTS);
     let mut d = Dispatcher {
         config,
         store,
         nats: nats.clone(),
         subjects,
-        clients: Arc::new(Clients::default()),
+        clients,
         channels: HashMap::new(),
         lower_names: HashMap::new(),
         ctx,
         tasks,
+        probing: HashSet::new(),
+        probe_tx,
     };
     d.recover().await?;
     let mut inputs = d.subscribe_all(&ack_prefix).await?;
@@ -119,11 +140,28 @@ pub async fn serve(
         channels = d.channels.len(),
         "stanchion is ready"
     );
+    let stop = CancellationToken::new();
+    let (live_tx, mut live_rx) = mpsc::channel(REPORTS);
+    let hb = HeartbeatConfig {
+        interval: d.config.hb_interval,
+        timeout: d.config.hb_timeout,
+        fail_count: d.config.hb_fail_count,
+    };
+    d.tasks.spawn(liveness::run(
+        nats.clone(),
+        d.clients.clone(),
+        hb,
+        live_tx,
+        stop.clone(),
+        d.tasks.clone(),
+    ));
     let shutdown = shutdown.fuse();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             () = &mut shutdown => break,
+            Some(report) = live_rx.recv() => d.on_liveness(report).await,
+            Some(probe) = probe_rx.recv() => d.on_dup_probe(probe).await,
             Some(m) = inputs.publish.next() => d.on_publish(m).await,
             Some(m) = inputs.acks.next() => d.on_ack(m).await,
             Some(m) = inputs.discover.next() => d.on_connect(m).await,
@@ -145,6 +183,7 @@ pub async fn serve(
         }
     }
     tracing::info!("shutting down: no new requests; finishing queued work");
+    stop.cancel();
     drop(inputs);
     Ok(())
 }
@@ -283,6 +322,79 @@ impl Dispatcher {
             };
             return self.reply(m.reply, encode(&resp)).await;
         }
+        if self.probing.contains(&req.client_id) {
+            tracing::info!(client = %req.client_id, "connect refused: a probe of the client ID is in flight");
+            return self.refuse_duplicate(m.reply).await;
+        }
+        if let Some(old) = self.clients.get(&req.client_id) {
+            // Is the old holder of the ID alive? Ask it, without blocking the dispatcher.
+            self.probing.insert(req.client_id.clone());
+            let (nats, tx) = (self.nats.clone(), self.probe_tx.clone());
+            let reply = m.reply;
+            self.tasks.spawn(async move {
+                let old_alive = liveness::probe(&nats, &old.hb_inbox, DUP_PROBE_TIMEOUT).await;
+                let _ = tx
+                    .send(DupProbe {
+                        req,
+                        reply,
+                        old_alive,
+                    })
+                    .await;
+            });
+            return;
+        }
+        self.register(req, m.reply);
+    }
+
+    async fn refuse_duplicate(&self, reply: Option<Subject>) {
+        let resp = ConnectResponse {
+            error: errors::CLIENT_ID_REGISTERED.into(),
+            ..Default::default()
+        };
+        self.reply(reply, encode(&resp)).await;
+    }
+
+    /// Settles a connect that waited on a duplicate client ID probe: a live
+    /// old client keeps its ID; a silent one is closed and replaced.
+    async fn on_dup_probe(&mut self, probe: DupProbe) {
+        let DupProbe {
+            req,
+            reply,
+            old_alive,
+        } = probe;
+        self.probing.remove(&req.client_id);
+        if old_alive {
+            tracing::info!(client = %req.client_id, "connect refused: client ID already registered and alive");
+            return self.refuse_duplicate(reply).await;
+        }
+        if self.clients.contains(&req.client_id) {
+            tracing::info!(client = %req.client_id, "replacing a client that does not answer heartbeats");
+            let done = self.close_client(&req.client_id).await;
+            // The old record leaves the store before the new one is written.
+            let (store, id) = (self.store.clone(), req.client_id.clone());
+            self.register_after(req, reply, async move {
+                for d in done {
+                    let _ = d.await;
+                }
+                let _ = tokio::task::spawn_blocking(move || store.delete_client(&id)).await;
+            });
+            return;
+        }
+        self.register(req, reply);
+    }
+
+    /// Registers a client and answers its connect once it is stored.
+    fn register(&mut self, req: ConnectRequest, reply: Option<Subject>) {
+        self.register_after(req, reply, async {});
+    }
+
+    /// Registers a client now; stores it (after `before` completes), then answers.
+    fn register_after(
+        &mut self,
+        req: ConnectRequest,
+        reply: Option<Subject>,
+        before: impl Future<Output = ()> + Send + 'static,
+    ) {
         let info = ClientInfo {
             id: req.client_id.clone(),
             hb_inbox: req.heartbeat_inbox.clone(),
@@ -292,12 +404,9 @@ impl Dispatcher {
             ping_max_out: req.ping_max_out,
         };
         if !self.clients.register(info.clone()) {
-            tracing::info!(client = %req.client_id, "connect refused: client ID already registered");
-            let resp = ConnectResponse {
-                error: errors::CLIENT_ID_REGISTERED.into(),
-                ..Default::default()
-            };
-            return self.reply(m.reply, encode(&resp)).await;
+            // Callers checked that the ID is free, and only this task registers.
+            tracing::warn!(client = %req.client_id, "client ID taken during connect");
+            return;
         }
         tracing::info!(client = %req.client_id, "client connected");
         let resp =
@@ -309,6 +418,7 @@ impl Dispatcher {
             self.nats.clone(),
         );
         self.tasks.spawn(async move {
+            before.await;
             let saved = tokio::task::spawn_blocking(move || store.put_client(&info)).await;
             match saved {
                 Ok(Ok(())) => {
@@ -319,7 +429,7 @@ impl Dispatcher {
                 Ok(Err(e)) => tracing::error!(error = %e, "storing a new client failed"),
                 Err(e) => tracing::error!(error = %e, "client store task failed"),
             }
-            if let Some(reply) = m.reply {
+            if let Some(reply) = reply {
                 let _ = nats.publish(reply, encode(&resp)).await;
             }
         });
@@ -333,7 +443,13 @@ impl Dispatcher {
             .ok()
             .and_then(|p| self.clients.by_conn(&p.conn_id));
         let resp = match known {
-            Some(_) => PingResponse::default(),
+            Some(id) => {
+                if self.clients.heartbeat_ok(&id) {
+                    tracing::info!(client = %id, "client pings again after missing heartbeats");
+                    self.wake_channels().await;
+                }
+                PingResponse::default()
+            }
             None => PingResponse {
                 error: errors::CLIENT_REPLACED.into(),
             },
@@ -506,14 +622,20 @@ impl Dispatcher {
                 return self.reply(m.reply, encode(&resp)).await;
             }
         };
-        if self.clients.remove(&req.client_id).is_none() {
+        if !self.clients.contains(&req.client_id) {
             let resp = CloseResponse {
                 error: errors::UNKNOWN_CLIENT.into(),
             };
             return self.reply(m.reply, encode(&resp)).await;
         }
         tracing::info!(client = %req.client_id, "client closed");
-        let done = self.close_client_subs(&req.client_id).await;
+        self.forget_client(req.client_id, m.reply).await;
+    }
+
+    /// Closes a client as if it had sent Close, removes it from the store,
+    /// and answers `reply` (if any) with an OK CloseResponse when done.
+    async fn forget_client(&mut self, id: String, reply: Option<Subject>) {
+        let done = self.close_client(&id).await;
         let (store, committer, nats) = (
             self.store.clone(),
             self.ctx.committer.clone(),
@@ -523,7 +645,6 @@ impl Dispatcher {
             for d in done {
                 let _ = d.await;
             }
-            let id = req.client_id;
             match tokio::task::spawn_blocking(move || store.delete_client(&id)).await {
                 Ok(Ok(())) => {
                     let _ = committer.flush().await;
@@ -533,15 +654,36 @@ impl Dispatcher {
                 }
                 Err(e) => tracing::error!(error = %e, "client store task failed"),
             }
-            if let Some(reply) = m.reply {
+            if let Some(reply) = reply {
                 let _ = nats.publish(reply, encode(&CloseResponse::default())).await;
             }
         });
     }
 
-    /// Tells every channel that a client is gone; the receivers complete
-    /// once each channel has closed the client's subscriptions.
-    async fn close_client_subs(&self, client_id: &str) -> Vec<oneshot::Receiver<()>> {
+    /// Handles what the heartbeat checks found.
+    async fn on_liveness(&mut self, report: Liveness) {
+        match report {
+            Liveness::Dead(id) => {
+                if self.clients.contains(&id) {
+                    tracing::info!(client = %id, "closing client: timed out on heartbeats");
+                    self.forget_client(id, None).await;
+                }
+            }
+            Liveness::Recovered => self.wake_channels().await,
+        }
+    }
+
+    /// Lets every channel retry deliveries it held back for failing clients.
+    async fn wake_channels(&self) {
+        for handle in self.channels.values() {
+            let _ = handle.tx.send(ChannelCmd::Wake).await;
+        }
+    }
+
+    /// Unregisters a client and tells every channel it is gone; the
+    /// receivers complete once each channel has closed its subscriptions.
+    async fn close_client(&self, client_id: &str) -> Vec<oneshot::Receiver<()>> {
+        self.clients.remove(client_id);
         let mut done = Vec::with_capacity(self.channels.len());
         for handle in self.channels.values() {
             let (tx, rx) = oneshot::channel();

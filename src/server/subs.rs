@@ -96,6 +96,24 @@ impl QueueGroup {
         self.cursor = (i + 1) % n;
         Some(self.members[i])
     }
+
+    /// The live member (not `except`, client not failing) with the fewest
+    /// outstanding acks, ignoring MaxInFlight: where a redelivery goes when
+    /// its member's client stopped answering.
+    pub fn live_member(
+        &self,
+        subs: &HashMap<u64, Sub>,
+        except: u64,
+        failing: impl Fn(&str) -> bool,
+    ) -> Option<u64> {
+        self.members
+            .iter()
+            .filter(|m| **m != except)
+            .filter_map(|m| subs.get(m))
+            .filter(|s| !s.is_offline() && !failing(&s.state.client_id))
+            .min_by_key(|s| s.pending.len())
+            .map(|s| s.state.id)
+    }
 }
 
 /// The key of a plain durable: unique per client, channel and durable name.

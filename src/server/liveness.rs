@@ -1,0 +1,131 @@
+//! Client liveness, judged only through heartbeats: stanchion never sees
+//! a client's NATS connection. Every `hb_interval` each client gets an
+//! empty request on its heartbeat inbox, spread evenly over the interval
+//! with bounded concurrency; a client that misses more than
+//! `hb_fail_count` in a row is reported to the dispatcher, which closes it.
+//! Heartbeats pause while stanchion itself is disconnected from NATS, so an
+//! outage of nats-server does not drop every client.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::connection::State;
+use bytes::Bytes;
+use tokio::sync::{mpsc, Semaphore};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::clients::Clients;
+
+/// Heartbeats in flight at once; more wait for a slot (they are spread
+/// over the interval, so this is only reached with slow clients).
+const MAX_IN_FLIGHT: usize = 512;
+
+/// How long the duplicate client ID probe waits for the old client (NSS's value).
+pub const DUP_PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// What the liveness checks report to the dispatcher.
+#[derive(Debug)]
+pub enum Liveness {
+    /// The client missed more than `hb_fail_count` heartbeats in a row.
+    Dead(String),
+    /// A client answered again after missing heartbeats.
+    Recovered,
+}
+
+/// Heartbeat settings.
+#[derive(Debug, Clone, Copy)]
+pub struct HeartbeatConfig {
+    /// Time between heartbeats to a client.
+    pub interval: Duration,
+    /// How long a client has to answer.
+    pub timeout: Duration,
+    /// Misses tolerated; one more closes the client.
+    pub fail_count: u32,
+}
+
+/// Whether stanchion's own NATS connection is up.
+pub fn nats_connected(nats: &async_nats::Client) -> bool {
+    nats.connection_state() == State::Connected
+}
+
+/// Sends one empty request to a heartbeat inbox; `true` if answered in time.
+/// No responders (the inbox is not subscribed) counts as not answered.
+pub async fn probe(nats: &async_nats::Client, inbox: &str, timeout: Duration) -> bool {
+    matches!(
+        tokio::time::timeout(timeout, nats.request(inbox.to_string(), Bytes::new())).await,
+        Ok(Ok(_))
+    )
+}
+
+/// Runs heartbeat rounds until `stop`.
+pub async fn run(
+    nats: async_nats::Client,
+    clients: Arc<Clients>,
+    config: HeartbeatConfig,
+    report: mpsc::Sender<Liveness>,
+    stop: CancellationToken,
+    tasks: TaskTracker,
+) {
+    let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let mut round = Instant::now() + config.interval;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep_until(round) => {}
+            () = stop.cancelled() => return,
+        }
+        let targets = clients.heartbeat_targets();
+        let n = u32::try_from(targets.len()).unwrap_or(u32::MAX).max(1);
+        let start = Instant::now();
+        for (i, (id, inbox)) in targets.into_iter().enumerate() {
+            let at = start + config.interval / n * u32::try_from(i).unwrap_or(u32::MAX);
+            tokio::select! {
+                () = tokio::time::sleep_until(at) => {}
+                () = stop.cancelled() => return,
+            }
+            if !nats_connected(&nats) {
+                continue;
+            }
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            let (nats, clients, report) = (nats.clone(), clients.clone(), report.clone());
+            tasks.spawn(async move {
+                let answered = probe(&nats, &inbox, config.timeout).await;
+                drop(slot);
+                check(&nats, &clients, &report, config, id, answered).await;
+            });
+        }
+        round = start + config.interval;
+    }
+}
+
+async fn check(
+    nats: &async_nats::Client,
+    clients: &Clients,
+    report: &mpsc::Sender<Liveness>,
+    config: HeartbeatConfig,
+    id: String,
+    answered: bool,
+) {
+    if answered {
+        if clients.heartbeat_ok(&id) {
+            tracing::info!(client = %id, "client answers heartbeats again");
+            let _ = report.send(Liveness::Recovered).await;
+        }
+        return;
+    }
+    // A miss caused by our own disconnection says nothing about the client.
+    if !nats_connected(nats) {
+        return;
+    }
+    let Some(misses) = clients.heartbeat_missed(&id) else {
+        return;
+    };
+    tracing::debug!(client = %id, misses, "client missed a heartbeat");
+    if misses > config.fail_count {
+        tracing::info!(client = %id, misses, "client timed out on heartbeats; closing it");
+        let _ = report.send(Liveness::Dead(id)).await;
+    }
+}
