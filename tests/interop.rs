@@ -146,7 +146,10 @@ struct Env {
 }
 
 impl Env {
-    async fn start() -> Env {
+    /// Checks that `client` is set up (fails fast with the setup hint), then
+    /// starts nats-server and stanchion.
+    async fn start(client: Client) -> Env {
+        client.program();
         let nats = Nats::start();
         let dir = tempfile::tempdir().unwrap();
         let stan = Stanchion::start(&nats, &dir.path().join("data"), &[]).await;
@@ -262,12 +265,12 @@ fn deliveries(v: &Value, key: &str) -> (Vec<u64>, Vec<bool>) {
 // ------------------------------------------------------------- the checks
 
 async fn check_connect_close(c: Client) {
-    let env = Env::start().await;
+    let env = Env::start(c).await;
     run(c, &env.nats.url(), "connect_close", None).await;
 }
 
 async fn check_publish(c: Client) {
-    let env = Env::start().await;
+    let env = Env::start(c).await;
     let v = run(c, &env.nats.url(), "publish", None).await;
     assert_eq!(v.get("published").as_u64(), Some(10));
     assert_eq!(seqs(&v, "seqs"), (1..=10).collect::<Vec<_>>());
@@ -281,13 +284,13 @@ async fn check_publish(c: Client) {
 }
 
 async fn check_start(c: Client, scenario: &str, expected: &[u64]) {
-    let env = Env::start().await;
+    let env = Env::start(c).await;
     let v = run(c, &env.nats.url(), scenario, None).await;
     assert_eq!(seqs(&v, "seqs"), expected, "{scenario}");
 }
 
 async fn check_queue(c: Client) {
-    let env = Env::start().await;
+    let env = Env::start(c).await;
     let v = run(c, &env.nats.url(), "queue", None).await;
     let (q1, q2) = (seqs(&v, "q1"), seqs(&v, "q2"));
     assert!(
@@ -311,14 +314,14 @@ fn assert_resumed(v: &Value) {
 }
 
 async fn check_durable_reconnect(c: Client) {
-    let env = Env::start().await;
+    let env = Env::start(c).await;
     let v = run(c, &env.nats.url(), "durable_reconnect", None).await;
     assert_eq!(seqs(&v, "first_session"), vec![1, 2, 3]);
     assert_resumed(&v);
 }
 
 async fn check_manual_ack_redelivery(c: Client) {
-    let env = Env::start().await;
+    let env = Env::start(c).await;
     let v = run(c, &env.nats.url(), "manual_ack_redelivery", None).await;
     let (s, r) = deliveries(&v, "deliveries");
     assert_eq!(s, vec![1, 2, 3, 2]);
@@ -335,7 +338,7 @@ async fn check_manual_ack_redelivery(c: Client) {
 /// same store, phase 2 (another client publishes 4 and 5; the same client ID
 /// resumes the durable).
 async fn check_durable_restart(c: Client, scenario: &str) {
-    let mut env = Env::start().await;
+    let mut env = Env::start(c).await;
     let v1 = run(c, &env.nats.url(), scenario, Some("1")).await;
     assert_eq!(seqs(&v1, "first_session"), vec![1, 2, 3]);
     tokio::time::sleep(BEFORE_KILL).await;
@@ -346,7 +349,7 @@ async fn check_durable_restart(c: Client, scenario: &str) {
 }
 
 async fn check_publish_error(c: Client) {
-    let env = Env::start().await;
+    let env = Env::start(c).await;
     let v = run(c, &env.nats.url(), "publish_error", None).await;
     assert_eq!(
         v.get("error").as_str(),
@@ -441,7 +444,7 @@ mod c {
     #[tokio::test]
     async fn publish_redelivery() {
         bounded(async {
-            let env = Env::start().await;
+            let env = Env::start(Client::C).await;
             let v = run(Client::C, &env.nats.url(), "publish_redelivery", None).await;
             let (s, r) = deliveries(&v, "deliveries");
             assert_eq!(s, vec![1, 2, 3, 2]);
@@ -453,7 +456,7 @@ mod c {
     #[tokio::test]
     async fn publish_error() {
         bounded(async {
-            let env = Env::start().await;
+            let env = Env::start(Client::C).await;
             let v = run(Client::C, &env.nats.url(), "publish_error", None).await;
             assert_eq!(
                 v.get("error").as_str(),
