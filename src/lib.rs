@@ -1,6 +1,8 @@
 //! stanchion: a NATS Streaming (STAN) server that joins an existing
 //! nats-server as an ordinary client.
 
+pub mod client;
 pub mod config;
 pub mod protocol;
+pub mod server;
 pub mod store;

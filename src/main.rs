@@ -1,1 +1,122 @@
-fn main() {}
+//! The `stanchion` binary: reads the configuration, sets up logging, and runs
+//! the server until SIGINT or SIGTERM. Everything else lives in the library.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use stanchion::config::{Config, ConfigError};
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::{error, info};
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let config = match Config::load(std::env::args_os()) {
+        Ok(config) => config,
+        // Help and version exit 0 on stdout; usage errors exit 2 on stderr.
+        Err(ConfigError::Args(e)) => e.exit(),
+        Err(e) => {
+            eprintln!("stanchion: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = init_logging(&config) {
+        eprintln!("stanchion: {e:#}");
+        return ExitCode::from(2);
+    }
+    match run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `RUST_LOG` (default `info`), with `-SD` / `-SV` raising stanchion's own
+/// level to debug / trace on top, as NSS's flags do for its logger.
+fn init_logging(config: &Config) -> anyhow::Result<()> {
+    let spec = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| "info".to_string());
+    let mut filter = EnvFilter::try_new(&spec).context("invalid RUST_LOG")?;
+    let wanted = if config.stan_trace {
+        LevelFilter::TRACE
+    } else if config.stan_debug {
+        LevelFilter::DEBUG
+    } else {
+        LevelFilter::OFF
+    };
+    if wanted > own_level(&spec) {
+        filter = filter.add_directive(format!("stanchion={wanted}").parse()?);
+    }
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+    Ok(())
+}
+
+/// The level `spec` gives the `stanchion` target: its last `stanchion=LEVEL`
+/// directive, else its last bare level. A `stanchion=` directive from `-SD`
+/// would replace a more verbose one, so it is only added when it raises this.
+fn own_level(spec: &str) -> LevelFilter {
+    let mut global = LevelFilter::ERROR;
+    let mut own = None;
+    for directive in spec.split(',').map(str::trim) {
+        match directive.split_once('=') {
+            Some(("stanchion", level)) => own = level.parse().ok().or(own),
+            Some(_) => {}
+            None => global = directive.parse().unwrap_or(global),
+        }
+    }
+    own.unwrap_or(global)
+}
+
+/// Runs the server on a multi-thread runtime until a signal asks it to stop.
+fn run(config: Config) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    runtime.block_on(async move {
+        let shutdown = shutdown_signal()?;
+        info!(
+            cluster_id = %config.cluster_id,
+            nats_server = %config.nats_server,
+            store = %config.store,
+            "starting stanchion {}",
+            env!("CARGO_PKG_VERSION")
+        );
+        stanchion::server::run(config, shutdown).await?;
+        info!("stanchion stopped");
+        Ok(())
+    })
+}
+
+/// A future that completes on the first SIGINT or SIGTERM. The handlers are
+/// installed before it is returned, so a signal arriving during startup is
+/// not lost.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => info!("SIGINT received, shutting down"),
+            _ = terminate.recv() => info!("SIGTERM received, shutting down"),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_level_reads_the_stanchion_directive_or_the_global_level() {
+        assert_eq!(own_level("info"), LevelFilter::INFO);
+        assert_eq!(own_level("trace"), LevelFilter::TRACE);
+        assert_eq!(own_level("warn,stanchion=trace"), LevelFilter::TRACE);
+        assert_eq!(own_level("stanchion=debug,trace"), LevelFilter::DEBUG);
+        assert_eq!(own_level("async_nats=debug"), LevelFilter::ERROR);
+        assert_eq!(own_level("stanchion::server=trace,info"), LevelFilter::INFO);
+    }
+}

@@ -1,1 +1,268 @@
-fn main() {}
+//! stanchion-bench: throughput of a STAN server, in the spirit of NSS's
+//! stan-bench, driven by stanchion's own Rust client.
+//!
+//! Every run also measures an "echo ceiling" on the same nats-server with
+//! the same publisher code: a responder process that answers connects and
+//! PubMsgs at once, storing nothing. The ratio of the two is the figure
+//! that matters; absolute numbers depend on the machine.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use clap::Parser;
+use futures::StreamExt;
+use prost::Message as _;
+use stanchion::client::{Connection, Options, StartAt, SubscriptionOptions};
+use stanchion::protocol::pb::{ConnectRequest, ConnectResponse, PubAck, PubMsg};
+
+/// What the echo responder prints once it listens.
+const ECHO_READY: &str = "echo responder ready";
+
+#[derive(Parser, Debug, Clone)]
+#[command(about = "Benchmark a STAN server against an echo ceiling on the same nats-server")]
+struct Args {
+    /// NATS server URL.
+    #[arg(long, default_value = "nats://127.0.0.1:4222")]
+    url: String,
+    /// Cluster ID of the server under test.
+    #[arg(long, default_value = "test-cluster")]
+    cluster_id: String,
+    /// Number of publishers (each its own STAN connection).
+    #[arg(long, default_value_t = 1)]
+    np: usize,
+    /// Number of subscribers.
+    #[arg(long, default_value_t = 0)]
+    ns: usize,
+    /// Subscribers join one queue group.
+    #[arg(long)]
+    qgroup: bool,
+    /// Total messages to publish.
+    #[arg(long, short = 'n', default_value_t = 100_000)]
+    count: u64,
+    /// Message size in bytes.
+    #[arg(long, default_value_t = 128)]
+    size: usize,
+    /// Publish synchronously (wait for each PubAck).
+    #[arg(long)]
+    sync: bool,
+    /// Unacknowledged publishes per publisher (async mode).
+    #[arg(long, default_value_t = 16_384)]
+    max_inflight: usize,
+    /// Skip the echo ceiling measurement.
+    #[arg(long)]
+    no_echo: bool,
+    /// Channel to publish on (a unique suffix is added).
+    #[arg(long, default_value = "bench")]
+    channel: String,
+    /// Internal: run as the echo responder for this cluster ID.
+    #[arg(long, hide = true)]
+    echo_responder: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if let Some(cluster_id) = &args.echo_responder {
+        return echo_responder(&args.url, cluster_id).await;
+    }
+    let ceiling = if args.no_echo {
+        None
+    } else {
+        let echo_cid = format!("echo-{}", nuid::next());
+        let mut child = tokio::process::Command::new(std::env::current_exe()?)
+            .args(["--url", &args.url, "--echo-responder", &echo_cid])
+            .kill_on_drop(true)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .context("starting the echo responder")?;
+        // Wait until the responder has subscribed.
+        let stdout = child.stdout.take().context("echo responder stdout")?;
+        let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+        match tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await {
+            Ok(Ok(Some(line))) if line == ECHO_READY => {}
+            other => bail!("echo responder did not start: {other:?}"),
+        }
+        let result = run_scenario(&args, &echo_cid, "echo ceiling").await;
+        let _ = child.kill().await;
+        Some(result?)
+    };
+    let server = run_scenario(&args, &args.cluster_id, "stanchion").await?;
+    if let Some(ceiling) = ceiling {
+        println!(
+            "ratio: publish {:.1}% of the echo ceiling{}",
+            100.0 * server.publish_rate / ceiling.publish_rate,
+            if args.ns > 0 {
+                " (with subscribers receiving; subscribers are not part of the echo)"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(())
+}
+
+/// Throughput of one scenario.
+struct Outcome {
+    publish_rate: f64,
+}
+
+async fn run_scenario(args: &Args, cluster_id: &str, label: &str) -> anyhow::Result<Outcome> {
+    let channel = format!("{}.{}", args.channel, nuid::next());
+    let payload = Bytes::from(vec![b'x'; args.size]);
+    let per_pub = args.count / args.np as u64;
+    let total = per_pub * args.np as u64;
+
+    // Subscribers (only against the real server: the echo stores nothing).
+    let received = Arc::new(AtomicU64::new(0));
+    let mut sub_tasks = Vec::new();
+    let is_echo = cluster_id != args.cluster_id;
+    if !is_echo {
+        for i in 0..args.ns {
+            let conn =
+                connect(args, cluster_id, &format!("bench-sub-{i}-{}", nuid::next())).await?;
+            let opts = SubscriptionOptions {
+                queue_group: args.qgroup.then(|| "bench".to_string()),
+                max_in_flight: 16_384,
+                start: StartAt::NewOnly,
+                ..Default::default()
+            };
+            let mut sub = conn.subscribe(&channel, opts).await?;
+            let expected = if args.qgroup { None } else { Some(total) };
+            let received = received.clone();
+            sub_tasks.push(tokio::spawn(async move {
+                let mut mine = 0u64;
+                let start = Instant::now();
+                while let Some(_m) = sub.next().await {
+                    mine += 1;
+                    let all = received.fetch_add(1, Ordering::Relaxed) + 1;
+                    if expected == Some(mine) || (expected.is_none() && all >= total) {
+                        break;
+                    }
+                }
+                let _ = conn.close().await;
+                (mine, start.elapsed())
+            }));
+        }
+    }
+
+    let mut publishers = Vec::new();
+    for i in 0..args.np {
+        publishers
+            .push(connect(args, cluster_id, &format!("bench-pub-{i}-{}", nuid::next())).await?);
+    }
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for conn in publishers {
+        let (channel, payload, sync) = (channel.clone(), payload.clone(), args.sync);
+        tasks.push(tokio::spawn(async move {
+            let mut acks = futures::stream::FuturesUnordered::new();
+            for _ in 0..per_pub {
+                if sync {
+                    conn.publish(&channel, payload.clone()).await?;
+                } else {
+                    acks.push(conn.publish_async(&channel, payload.clone()).await?);
+                    // Reap finished acks so the set stays small.
+                    while let Some(Some((_, r))) = futures::FutureExt::now_or_never(acks.next()) {
+                        r?;
+                    }
+                }
+            }
+            while let Some((_, r)) = acks.next().await {
+                r?;
+            }
+            let _ = conn.close().await;
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let pub_elapsed = start.elapsed();
+    let publish_rate = total as f64 / pub_elapsed.as_secs_f64();
+    println!(
+        "{label}: {} publisher(s), {total} msgs of {} B, {}: {:.0} msgs/s ({:.1} MB/s), {:.2?}",
+        args.np,
+        args.size,
+        if args.sync { "sync" } else { "async" },
+        publish_rate,
+        publish_rate * args.size as f64 / 1e6,
+        pub_elapsed
+    );
+    if !sub_tasks.is_empty() {
+        let mut got = 0;
+        for t in sub_tasks {
+            let (mine, _) = tokio::time::timeout(Duration::from_secs(300), t)
+                .await
+                .context("subscribers timed out")??;
+            got += mine;
+        }
+        let elapsed = start.elapsed();
+        if got < total {
+            bail!("subscribers received {got} of {total}");
+        }
+        println!(
+            "{label}: {} subscriber(s){}: {got} msgs received, end to end {:.0} msgs/s, {:.2?}",
+            args.ns,
+            if args.qgroup { " in a queue group" } else { "" },
+            got as f64 / elapsed.as_secs_f64(),
+            elapsed
+        );
+    }
+    Ok(Outcome { publish_rate })
+}
+
+async fn connect(args: &Args, cluster_id: &str, client_id: &str) -> anyhow::Result<Connection> {
+    let nats = async_nats::ConnectOptions::new()
+        .subscription_capacity(1 << 20)
+        .connect(&args.url)
+        .await
+        .context("connecting to NATS")?;
+    let mut opts = Options::new(cluster_id, client_id);
+    opts.max_pub_acks_inflight = args.max_inflight;
+    opts.connect_wait = Duration::from_secs(10);
+    Ok(Connection::connect(nats, opts).await?)
+}
+
+/// Answers ConnectRequests and PubMsgs at once: the ceiling any STAN server
+/// on this nats-server could reach with this publisher.
+async fn echo_responder(url: &str, cluster_id: &str) -> anyhow::Result<()> {
+    let nats = async_nats::ConnectOptions::new()
+        .subscription_capacity(1 << 20)
+        .connect(url)
+        .await?;
+    let subjects = stanchion::protocol::Subjects::new(
+        stanchion::protocol::DEFAULT_DISCOVER_PREFIX,
+        cluster_id,
+    );
+    let mut discover = nats.subscribe(subjects.discover.clone()).await?;
+    let mut close = nats.subscribe(subjects.close.clone()).await?;
+    let mut pubs = nats.subscribe(format!("{}.>", subjects.publish)).await?;
+    nats.flush().await?;
+    println!("{ECHO_READY}");
+    loop {
+        tokio::select! {
+            Some(m) = pubs.next() => {
+                let guid = PubMsg::decode(m.payload).map(|p| p.guid).unwrap_or_default();
+                if let Some(reply) = m.reply {
+                    nats.publish(reply, Bytes::from(PubAck { guid, error: String::new() }.encode_to_vec())).await?;
+                }
+            }
+            Some(m) = discover.next() => {
+                let req = ConnectRequest::decode(m.payload).unwrap_or_default();
+                let resp: ConnectResponse = subjects.connect_response(req.protocol, req.ping_interval, req.ping_max_out);
+                if let Some(reply) = m.reply {
+                    nats.publish(reply, Bytes::from(resp.encode_to_vec())).await?;
+                }
+            }
+            Some(m) = close.next() => {
+                if let Some(reply) = m.reply {
+                    nats.publish(reply, Bytes::new()).await?;
+                }
+            }
+            else => return Ok(()),
+        }
+    }
+}

@@ -42,7 +42,12 @@ impl Subjects {
 
     /// The ConnectResponse for a successful connect. Ping fields are filled
     /// only for protocol-1 clients, echoing what the client asked for.
-    pub fn connect_response(&self, protocol: i32, ping_interval: i32, ping_max_out: i32) -> ConnectResponse {
+    pub fn connect_response(
+        &self,
+        protocol: i32,
+        ping_interval: i32,
+        ping_max_out: i32,
+    ) -> ConnectResponse {
         let mut resp = ConnectResponse {
             pub_prefix: self.publish.clone(),
             sub_requests: self.subscribe.clone(),
@@ -100,7 +105,10 @@ mod tests {
     #[test]
     fn publish_subject_to_channel() {
         let s = Subjects::new("_STAN.discover", "test-cluster");
-        assert_eq!(s.channel_of_publish("_STAN.pub.test-cluster.foo.bar"), Some("foo.bar"));
+        assert_eq!(
+            s.channel_of_publish("_STAN.pub.test-cluster.foo.bar"),
+            Some("foo.bar")
+        );
         assert_eq!(s.channel_of_publish("_STAN.pub.test-clusterX.foo"), None);
         assert_eq!(s.channel_of_publish("_STAN.pub.test-cluster"), None);
     }

@@ -35,7 +35,9 @@ mod tests {
         for ok in ["foo", "foo.bar", "a b", "FOO-1_x"] {
             assert!(is_valid_channel(ok), "{ok}");
         }
-        for bad in ["", ".foo", "foo.", "foo..bar", "foo.*", "foo.>", "a/b", ">", "*"] {
+        for bad in [
+            "", ".foo", "foo.", "foo..bar", "foo.*", "foo.>", "a/b", ">", "*",
+        ] {
             assert!(!is_valid_channel(bad), "{bad}");
         }
     }

@@ -5,7 +5,9 @@
 //! implementations: [`SledStore`] (durable, default) and [`MemoryStore`]
 //! (tests and ephemeral use). This room knows nothing of NATS or subjects.
 
+mod codec;
 mod memory;
+mod sled_channel;
 mod sled_store;
 
 pub use memory::MemoryStore;

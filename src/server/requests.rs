@@ -1,0 +1,594 @@
+//! The request dispatcher: one task reads every STAN subject, decodes and
+//! validates in the reference server's order, answers what it can at once
+//! (connect, ping, errors) and routes the rest to the channel owners.
+//!
+//! Ordering: async-nats hands each subscription's messages over in socket
+//! order, so before a close, unsubscribe or subscription close runs, the
+//! publishes and acks already received are drained and routed first.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::sync::Arc;
+
+use async_nats::{Message, Subject, Subscriber};
+use bytes::Bytes;
+use futures::{FutureExt, StreamExt};
+use prost::Message as _;
+use tokio::sync::oneshot;
+use tokio_util::task::TaskTracker;
+
+use super::channel::{self, ChannelCmd, ChannelCtx, ChannelHandle};
+use super::clients::Clients;
+use super::committer::Committer;
+use super::ServerError;
+use crate::config::Config;
+use crate::protocol::pb::{
+    Ack, CloseRequest, CloseResponse, ConnectRequest, ConnectResponse, Ping, PingResponse, PubAck,
+    PubMsg, StartPosition, SubscriptionRequest, SubscriptionResponse, UnsubscribeRequest,
+};
+use crate::protocol::{errors, is_valid_channel, is_valid_client_id, Subjects};
+use crate::store::{ClientInfo, Store};
+
+/// Most queued publishes/acks routed ahead of a close-type request. Bounds
+/// the barrier's work under a flood; everything received before is covered
+/// unless more than this many are queued.
+const BARRIER_DRAIN: usize = 1 << 20;
+
+/// How long the start-up probe waits for another server to answer.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// What the dispatcher is built from.
+pub struct Setup {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub nats: async_nats::Client,
+    pub subjects: Subjects,
+    pub ack_prefix: String,
+    pub tasks: TaskTracker,
+}
+
+/// The dispatcher's state. Only its own task touches it.
+struct Dispatcher {
+    config: Config,
+    store: Arc<dyn Store>,
+    nats: async_nats::Client,
+    subjects: Subjects,
+    clients: Arc<Clients>,
+    channels: HashMap<String, ChannelHandle>,
+    /// Lower-cased channel name → actual name, to refuse case collisions.
+    lower_names: HashMap<String, String>,
+    ctx: ChannelCtx,
+    tasks: TaskTracker,
+}
+
+/// The NATS subscriptions the server serves.
+struct Inputs {
+    discover: Subscriber,
+    pings: Subscriber,
+    publish: Subscriber,
+    acks: Subscriber,
+    subscribe: Subscriber,
+    unsubscribe: Subscriber,
+    sub_close: Subscriber,
+    close: Subscriber,
+}
+
+/// Recovers channels, subscribes the STAN subjects and serves until `shutdown`.
+pub async fn serve(
+    setup: Setup,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let Setup {
+        config,
+        store,
+        nats,
+        subjects,
+        ack_prefix,
+        tasks,
+    } = setup;
+    probe_for_other_server(&nats, &subjects).await?;
+    let committer = Committer::start(store.clone(), config.file_sync, &tasks);
+    let ctx = ChannelCtx {
+        nats: nats.clone(),
+        committer,
+        ack_prefix: ack_prefix.clone().into(),
+        replace_durable: config.replace_durable,
+        max_subs: config.max_subs,
+        batch: config.io_batch_size.max(1),
+    };
+    let mut d = Dispatcher {
+        config,
+        store,
+        nats: nats.clone(),
+        subjects,
+        clients: Arc::new(Clients::default()),
+        channels: HashMap::new(),
+        lower_names: HashMap::new(),
+        ctx,
+        tasks,
+    };
+    d.recover().await?;
+    let mut inputs = d.subscribe_all(&ack_prefix).await?;
+    nats.flush()
+        .await
+        .map_err(|e| ServerError::Nats(e.to_string()))?;
+    tracing::info!(
+        cluster_id = %d.subjects.cluster_id,
+        discover = %d.subjects.discover,
+        clients = d.clients.len(),
+        channels = d.channels.len(),
+        "stanchion is ready"
+    );
+    let shutdown = shutdown.fuse();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            Some(m) = inputs.publish.next() => d.on_publish(m).await,
+            Some(m) = inputs.acks.next() => d.on_ack(m).await,
+            Some(m) = inputs.discover.next() => d.on_connect(m).await,
+            Some(m) = inputs.pings.next() => d.on_ping(m).await,
+            Some(m) = inputs.subscribe.next() => d.on_subscribe(m).await,
+            Some(m) = inputs.unsubscribe.next() => {
+                d.barrier(&mut inputs).await;
+                d.on_unsubscribe(m, false).await;
+            }
+            Some(m) = inputs.sub_close.next() => {
+                d.barrier(&mut inputs).await;
+                d.on_unsubscribe(m, true).await;
+            }
+            Some(m) = inputs.close.next() => {
+                d.barrier(&mut inputs).await;
+                d.on_close(m).await;
+            }
+            else => break,
+        }
+    }
+    tracing::info!("shutting down: no new requests; finishing queued work");
+    drop(inputs);
+    Ok(())
+}
+
+/// Refuses to start when another streaming server answers on our discover subject.
+async fn probe_for_other_server(
+    nats: &async_nats::Client,
+    subjects: &Subjects,
+) -> Result<(), ServerError> {
+    let req = ConnectRequest {
+        client_id: subjects.cluster_id.clone(),
+        heartbeat_inbox: nats.new_inbox(),
+        ..Default::default()
+    };
+    let probe = nats.request(subjects.discover.clone(), Bytes::from(req.encode_to_vec()));
+    let Ok(Ok(reply)) = tokio::time::timeout(PROBE_TIMEOUT, probe).await else {
+        tracing::debug!("did not detect another server instance");
+        return Ok(());
+    };
+    match ConnectResponse::decode(reply.payload) {
+        Ok(resp) if resp.error.is_empty() && !resp.close_requests.is_empty() => {
+            let close = CloseRequest {
+                client_id: subjects.cluster_id.clone(),
+            };
+            let _ = tokio::time::timeout(
+                PROBE_TIMEOUT,
+                nats.request(resp.close_requests, Bytes::from(close.encode_to_vec())),
+            )
+            .await;
+            Err(ServerError::AlreadyRunning(subjects.cluster_id.clone()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Encodes a reply payload.
+fn encode(m: &impl prost::Message) -> Bytes {
+    Bytes::from(m.encode_to_vec())
+}
+
+impl Dispatcher {
+    /// Restores clients and channels (with their subscriptions) from the store.
+    async fn recover(&mut self) -> Result<(), ServerError> {
+        let store = self.store.clone();
+        let (clients, channels) = tokio::task::spawn_blocking(move || -> Result<_, ServerError> {
+            let clients = store.clients()?;
+            let mut channels = Vec::new();
+            for name in store.channel_names()? {
+                let ch = store.open_channel(&name)?;
+                let subs = ch.subs()?;
+                channels.push((ch, subs));
+            }
+            Ok((clients, channels))
+        })
+        .await
+        .map_err(|e| ServerError::Internal(e.to_string()))??;
+        for c in clients {
+            self.clients.register(c);
+        }
+        let live: HashSet<String> = self.clients.ids();
+        for (ch, subs) in channels {
+            let name = ch.name().to_string();
+            let state = ch.state();
+            tracing::info!(channel = %name, msgs = state.msgs, first = state.first, last = state.last, subs = subs.len(), "recovered channel");
+            let handle = channel::spawn(ch, subs, &live, self.ctx.clone(), &self.tasks);
+            self.lower_names.insert(name.to_lowercase(), name.clone());
+            self.channels.insert(name, handle);
+        }
+        Ok(())
+    }
+
+    async fn subscribe_all(&self, ack_prefix: &str) -> Result<Inputs, ServerError> {
+        let sub = |subject: String| {
+            let nats = self.nats.clone();
+            async move {
+                nats.subscribe(subject.clone())
+                    .await
+                    .map_err(|e| ServerError::Nats(format!("subscribe {subject}: {e}")))
+            }
+        };
+        let s = &self.subjects;
+        Ok(Inputs {
+            discover: sub(s.discover.clone()).await?,
+            pings: sub(s.pings.clone()).await?,
+            publish: sub(format!("{}.>", s.publish)).await?,
+            acks: sub(format!("{ack_prefix}.*")).await?,
+            subscribe: sub(s.subscribe.clone()).await?,
+            unsubscribe: sub(s.unsubscribe.clone()).await?,
+            sub_close: sub(s.sub_close.clone()).await?,
+            close: sub(s.close.clone()).await?,
+        })
+    }
+
+    /// Routes every publish and ack already received, so a close-type
+    /// request takes effect after what the client sent before it.
+    async fn barrier(&mut self, inputs: &mut Inputs) {
+        for _ in 0..BARRIER_DRAIN {
+            let Some(Some(m)) = inputs.publish.next().now_or_never() else {
+                break;
+            };
+            self.on_publish(m).await;
+        }
+        for _ in 0..BARRIER_DRAIN {
+            let Some(Some(m)) = inputs.acks.next().now_or_never() else {
+                break;
+            };
+            self.on_ack(m).await;
+        }
+    }
+
+    async fn reply(&self, reply: Option<Subject>, payload: Bytes) {
+        if let Some(reply) = reply {
+            if let Err(e) = self.nats.publish(reply.clone(), payload).await {
+                tracing::warn!(%reply, error = %e, "sending reply failed");
+            }
+        }
+    }
+
+    async fn on_connect(&mut self, m: Message) {
+        let req = match ConnectRequest::decode(m.payload.clone()) {
+            Ok(req) if !req.heartbeat_inbox.is_empty() => req,
+            other => {
+                tracing::warn!(subject = %m.subject, error = ?other.err(), "invalid connect request");
+                let resp = ConnectResponse {
+                    error: errors::INVALID_CONN_REQ.into(),
+                    ..Default::default()
+                };
+                return self.reply(m.reply, encode(&resp)).await;
+            }
+        };
+        if !is_valid_client_id(&req.client_id) {
+            tracing::debug!(client = %req.client_id, "connect with invalid client ID");
+            let resp = ConnectResponse {
+                error: errors::INVALID_CLIENT_ID.into(),
+                ..Default::default()
+            };
+            return self.reply(m.reply, encode(&resp)).await;
+        }
+        let info = ClientInfo {
+            id: req.client_id.clone(),
+            hb_inbox: req.heartbeat_inbox.clone(),
+            conn_id: req.conn_id.clone(),
+            protocol: req.protocol,
+            ping_interval: req.ping_interval,
+            ping_max_out: req.ping_max_out,
+        };
+        if !self.clients.register(info.clone()) {
+            tracing::info!(client = %req.client_id, "connect refused: client ID already registered");
+            let resp = ConnectResponse {
+                error: errors::CLIENT_ID_REGISTERED.into(),
+                ..Default::default()
+            };
+            return self.reply(m.reply, encode(&resp)).await;
+        }
+        tracing::info!(client = %req.client_id, "client connected");
+        let resp =
+            self.subjects
+                .connect_response(req.protocol, req.ping_interval, req.ping_max_out);
+        let (store, committer, nats) = (
+            self.store.clone(),
+            self.ctx.committer.clone(),
+            self.nats.clone(),
+        );
+        self.tasks.spawn(async move {
+            let saved = tokio::task::spawn_blocking(move || store.put_client(&info)).await;
+            match saved {
+                Ok(Ok(())) => {
+                    if let Err(e) = committer.flush().await {
+                        tracing::error!(error = %e, "flushing a new client failed");
+                    }
+                }
+                Ok(Err(e)) => tracing::error!(error = %e, "storing a new client failed"),
+                Err(e) => tracing::error!(error = %e, "client store task failed"),
+            }
+            if let Some(reply) = m.reply {
+                let _ = nats.publish(reply, encode(&resp)).await;
+            }
+        });
+    }
+
+    async fn on_ping(&mut self, m: Message) {
+        if m.payload.is_empty() {
+            return;
+        }
+        let known = Ping::decode(m.payload.clone())
+            .ok()
+            .and_then(|p| self.clients.by_conn(&p.conn_id));
+        let resp = match known {
+            Some(_) => PingResponse::default(),
+            None => PingResponse {
+                error: errors::CLIENT_REPLACED.into(),
+            },
+        };
+        self.reply(m.reply, encode(&resp)).await;
+    }
+
+    async fn on_publish(&mut self, m: Message) {
+        let msg = match PubMsg::decode(m.payload.clone()) {
+            Ok(msg) => msg,
+            Err(e) => {
+                tracing::warn!(subject = %m.subject, error = %e, "undecodable publish");
+                let ack = PubAck {
+                    guid: String::new(),
+                    error: errors::INVALID_PUB_REQ.into(),
+                };
+                return self.reply(m.reply, encode(&ack)).await;
+            }
+        };
+        let valid = !msg.guid.is_empty()
+            && is_valid_channel(&msg.subject)
+            && self
+                .clients
+                .is_valid_publisher(&msg.client_id, &msg.conn_id);
+        if !valid {
+            tracing::debug!(client = %msg.client_id, channel = %msg.subject, "invalid publish request");
+            let ack = PubAck {
+                guid: msg.guid,
+                error: errors::INVALID_PUB_REQ.into(),
+            };
+            return self.reply(m.reply, encode(&ack)).await;
+        }
+        let handle = match self.channel(&msg.subject).await {
+            Ok(h) => h,
+            Err(error) => {
+                let ack = PubAck {
+                    guid: msg.guid,
+                    error,
+                };
+                return self.reply(m.reply, encode(&ack)).await;
+            }
+        };
+        let _ = handle
+            .tx
+            .send(ChannelCmd::Publish {
+                msg,
+                reply: m.reply,
+            })
+            .await;
+    }
+
+    async fn on_ack(&mut self, m: Message) {
+        let ack = match Ack::decode(m.payload.clone()) {
+            Ok(ack) => ack,
+            Err(e) => {
+                tracing::debug!(subject = %m.subject, error = %e, "undecodable ack ignored");
+                return;
+            }
+        };
+        if let Some(handle) = self.channels.get(&ack.subject) {
+            let cmd = ChannelCmd::Ack {
+                ack_inbox: m.subject.to_string(),
+                seq: ack.sequence,
+            };
+            let _ = handle.tx.send(cmd).await;
+        }
+    }
+
+    async fn on_subscribe(&mut self, m: Message) {
+        let checked = match SubscriptionRequest::decode(m.payload.clone()) {
+            Err(e) => {
+                tracing::warn!(error = %e, "undecodable subscription request");
+                Err(errors::INVALID_SUB_REQ.to_string())
+            }
+            Ok(req) => self.validate_subscription(&req).map(|()| req),
+        };
+        let req = match checked {
+            Ok(req) => req,
+            Err(error) => {
+                let resp = SubscriptionResponse {
+                    error,
+                    ..Default::default()
+                };
+                return self.reply(m.reply, encode(&resp)).await;
+            }
+        };
+        match self.channel(&req.subject).await {
+            Ok(handle) => {
+                let _ = handle
+                    .tx
+                    .send(ChannelCmd::Subscribe {
+                        req,
+                        reply: m.reply,
+                    })
+                    .await;
+            }
+            Err(error) => {
+                let resp = SubscriptionResponse {
+                    error,
+                    ..Default::default()
+                };
+                self.reply(m.reply, encode(&resp)).await;
+            }
+        }
+    }
+
+    /// The reference server's checks, in its order.
+    fn validate_subscription(&self, req: &SubscriptionRequest) -> Result<(), String> {
+        let error = if req.client_id.is_empty() {
+            errors::MISSING_CLIENT
+        } else if req.ack_wait_in_secs <= 0 {
+            errors::INVALID_ACK_WAIT
+        } else if req.max_in_flight <= 0 {
+            errors::INVALID_MAX_INFLIGHT
+        } else if StartPosition::try_from(req.start_position).is_err() {
+            errors::INVALID_START
+        } else if !is_valid_channel(&req.subject) {
+            errors::INVALID_SUBJECT
+        } else if !self.clients.contains(&req.client_id) {
+            errors::UNKNOWN_CLIENT
+        } else {
+            return Ok(());
+        };
+        tracing::debug!(client = %req.client_id, channel = %req.subject, error, "subscription refused");
+        Err(error.to_string())
+    }
+
+    async fn on_unsubscribe(&mut self, m: Message, close: bool) {
+        let req = match UnsubscribeRequest::decode(m.payload.clone()) {
+            Ok(req) => req,
+            Err(e) => {
+                tracing::warn!(error = %e, "undecodable unsubscribe request");
+                let resp = SubscriptionResponse {
+                    error: errors::INVALID_UNSUB_REQ.into(),
+                    ..Default::default()
+                };
+                return self.reply(m.reply, encode(&resp)).await;
+            }
+        };
+        match self.channels.get(&req.subject) {
+            Some(handle) => {
+                let _ = handle
+                    .tx
+                    .send(ChannelCmd::Unsubscribe {
+                        req,
+                        close,
+                        reply: m.reply,
+                    })
+                    .await;
+            }
+            None => {
+                // The reference answers an unknown channel as an unknown subscription.
+                let resp = SubscriptionResponse {
+                    error: errors::INVALID_SUB.into(),
+                    ..Default::default()
+                };
+                self.reply(m.reply, encode(&resp)).await;
+            }
+        }
+    }
+
+    async fn on_close(&mut self, m: Message) {
+        let req = match CloseRequest::decode(m.payload.clone()) {
+            Ok(req) => req,
+            Err(e) => {
+                tracing::warn!(error = %e, "undecodable close request");
+                let resp = CloseResponse {
+                    error: errors::INVALID_CLOSE_REQ.into(),
+                };
+                return self.reply(m.reply, encode(&resp)).await;
+            }
+        };
+        if self.clients.remove(&req.client_id).is_none() {
+            let resp = CloseResponse {
+                error: errors::UNKNOWN_CLIENT.into(),
+            };
+            return self.reply(m.reply, encode(&resp)).await;
+        }
+        tracing::info!(client = %req.client_id, "client closed");
+        let done = self.close_client_subs(&req.client_id).await;
+        let (store, committer, nats) = (
+            self.store.clone(),
+            self.ctx.committer.clone(),
+            self.nats.clone(),
+        );
+        self.tasks.spawn(async move {
+            for d in done {
+                let _ = d.await;
+            }
+            let id = req.client_id;
+            match tokio::task::spawn_blocking(move || store.delete_client(&id)).await {
+                Ok(Ok(())) => {
+                    let _ = committer.flush().await;
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "removing a client from the store failed")
+                }
+                Err(e) => tracing::error!(error = %e, "client store task failed"),
+            }
+            if let Some(reply) = m.reply {
+                let _ = nats.publish(reply, encode(&CloseResponse::default())).await;
+            }
+        });
+    }
+
+    /// Tells every channel that a client is gone; the receivers complete
+    /// once each channel has closed the client's subscriptions.
+    async fn close_client_subs(&self, client_id: &str) -> Vec<oneshot::Receiver<()>> {
+        let mut done = Vec::with_capacity(self.channels.len());
+        for handle in self.channels.values() {
+            let (tx, rx) = oneshot::channel();
+            let cmd = ChannelCmd::ClientClosed {
+                client_id: client_id.to_string(),
+                done: tx,
+            };
+            if handle.tx.send(cmd).await.is_ok() {
+                done.push(rx);
+            }
+        }
+        done
+    }
+
+    /// The owner of a channel, creating the channel on first use.
+    async fn channel(&mut self, name: &str) -> Result<ChannelHandle, String> {
+        if let Some(h) = self.channels.get(name) {
+            return Ok(h.clone());
+        }
+        let max = usize::try_from(self.config.max_channels).unwrap_or(usize::MAX);
+        if max > 0 && self.channels.len() >= max {
+            tracing::warn!(channel = name, max, "channel refused: too many channels");
+            return Err(errors::TOO_MANY_CHANNELS.into());
+        }
+        let lower = name.to_lowercase();
+        if let Some(existing) = self.lower_names.get(&lower) {
+            return Err(errors::channel_case_collision(name, existing));
+        }
+        let store = self.store.clone();
+        let owned = name.to_string();
+        let opened = tokio::task::spawn_blocking(move || store.open_channel(&owned))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        let ch = opened.inspect_err(
+            |e| tracing::error!(channel = name, error = %e, "creating channel failed"),
+        )?;
+        let handle = channel::spawn(
+            ch,
+            Vec::new(),
+            &HashSet::new(),
+            self.ctx.clone(),
+            &self.tasks,
+        );
+        tracing::info!(channel = name, "channel created");
+        self.lower_names.insert(lower, name.to_string());
+        self.channels.insert(name.to_string(), handle.clone());
+        Ok(handle)
+    }
+}

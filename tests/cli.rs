@@ -1,0 +1,69 @@
+//! The `stanchion` binary's command line as a user meets it: help, version
+//! and configuration errors, with their exit codes. None of these start the
+//! server, so no nats-server is needed.
+
+use std::process::{Command, Output};
+
+fn stanchion(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stanchion"));
+    cmd.args(args).env_remove("STANCHION_CONFIG");
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
+    cmd.output().expect("run stanchion")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn help_lists_nss_spellings_and_exits_0() {
+    for flag in ["--help", "-help", "-h"] {
+        let out = stanchion(&[flag], &[]);
+        assert_eq!(out.status.code(), Some(0), "{flag}");
+        let help = text(&out.stdout);
+        for spelling in [
+            "--cluster_id",
+            "--cid",
+            "--SDV",
+            "--stan_config",
+            "-cid mycluster",
+        ] {
+            assert!(help.contains(spelling), "{spelling} missing:\n{help}");
+        }
+    }
+}
+
+#[test]
+fn version_exits_0() {
+    for flag in ["--version", "-version", "-v"] {
+        let out = stanchion(&[flag], &[]);
+        assert_eq!(out.status.code(), Some(0), "{flag}");
+        assert!(text(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
+    }
+}
+
+/// Arguments, environment, and a text stderr must contain.
+type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+
+#[test]
+fn configuration_errors_exit_2_naming_the_setting() {
+    let cases: &[Case] = &[
+        (&["-ma", "1h"], &[], "flag provided but not defined: -ma"),
+        (&["-hbi", "5x"], &[], "--hb_interval"),
+        (&["-cid", "a.b"], &[], "invalid cluster_id"),
+        (&[], &[("STANCHION_HB_FAIL_COUNT", "x")], "HB_FAIL_COUNT"),
+        (
+            &["-sc", "/nonexistent/stan.toml"],
+            &[],
+            "/nonexistent/stan.toml",
+        ),
+    ];
+    for (args, env, needle) in cases {
+        let out = stanchion(args, env);
+        assert_eq!(out.status.code(), Some(2), "{args:?} {env:?}");
+        let err = text(&out.stderr);
+        assert!(err.contains(needle), "{args:?} {env:?}: {err}");
+    }
+}
