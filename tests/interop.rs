@@ -359,6 +359,37 @@ async fn check_publish_error(c: Client) {
     assert_eq!(v.get("publish_after_error_ok").as_bool(), Some(true));
 }
 
+async fn check_max_inflight(c: Client) {
+    let env = Env::start(c).await;
+    let v = run(c, &env.nats.url(), "max_inflight", None).await;
+    let steps: Vec<Vec<u64>> = v
+        .get("steps")
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| s.as_u64_vec().expect("seqs"))
+        .collect();
+    assert_eq!(steps, vec![vec![1, 2], vec![1, 2, 3], vec![1, 2, 3, 4, 5]]);
+}
+
+async fn check_durable_unsubscribe(c: Client) {
+    let env = Env::start(c).await;
+    let v = run(c, &env.nats.url(), "durable_unsubscribe", None).await;
+    assert_eq!(seqs(&v, "first"), vec![1, 2, 3]);
+    assert_eq!(
+        seqs(&v, "again"),
+        vec![1, 2, 3, 4],
+        "an unsubscribed durable must start anew"
+    );
+}
+
+async fn check_pings(c: Client) {
+    let env = Env::start(c).await;
+    let v = run(c, &env.nats.url(), "pings", None).await;
+    let out = v.get("max_outstanding").as_u64().expect("max_outstanding");
+    assert!(out <= 1, "{out} PINGs outstanding");
+}
+
 // ------------------------------------------------------------- the tests
 
 macro_rules! client_tests {
@@ -429,6 +460,21 @@ macro_rules! client_tests {
             #[tokio::test]
             async fn publish_error() {
                 bounded(check_publish_error($client)).await
+            }
+
+            #[tokio::test]
+            async fn max_inflight() {
+                bounded(check_max_inflight($client)).await
+            }
+
+            #[tokio::test]
+            async fn durable_unsubscribe() {
+                bounded(check_durable_unsubscribe($client)).await
+            }
+
+            #[tokio::test]
+            async fn pings() {
+                bounded(check_pings($client)).await
             }
         }
     };

@@ -229,6 +229,84 @@ async function publishError () {
   return { error: a.error, guid_echoed: a.ackGuid === a.guid, publish_after_error_ok: ok.length === 1 }
 }
 
+/**
+ * Flow control: msg-1..5, First, manual ack, MaxInFlight 2, AckWait 30 s:
+ * only 1,2 arrive until 1 is acked, then 3; after acking 2 and 3, 4 and 5.
+ */
+async function maxInflight () {
+  const ch = channelOf('max_inflight')
+  const sc = await connect('mif')
+  await L.publishAll(sc, ch, payloads(1, 5))
+  const msgs = {}
+  const o = opts(sc).setDeliverAllAvailable().setManualAckMode(true).setMaxInFlight(2).setAckWait(30000)
+  const { col } = await L.subscribe(sc, ch, null, o, 'mif', (rec, msg) => { msgs[rec.seq] = msg })
+  const steps = []
+  await col.waitCount(2, WAIT_MS)
+  await sleep(QUIET_MS)
+  steps.push(col.seqs())
+  check(eq(col.seqs(), [1, 2]), `max in flight 2: got [${col.seqs()}] before any ack, expected [1,2]`)
+  msgs[1].ack()
+  await col.waitCount(3, WAIT_MS)
+  await sleep(QUIET_MS)
+  steps.push(col.seqs())
+  check(eq(col.seqs(), [1, 2, 3]), `max in flight 2: got [${col.seqs()}] after acking 1, expected [1,2,3]`)
+  msgs[2].ack()
+  msgs[3].ack()
+  await col.waitCount(5, WAIT_MS)
+  await sleep(QUIET_MS)
+  steps.push(col.seqs())
+  check(eq(col.seqs(), [1, 2, 3, 4, 5]), `max in flight 2: got [${col.seqs()}] after acking 2,3, expected [1..5]`)
+  check(col.msgs.every((m) => !m.redelivered), 'max in flight: a delivery is flagged redelivered')
+  await L.close(sc)
+  return { steps }
+}
+
+/**
+ * Unsubscribe removes a durable: "dur" from First gets 1..3 (auto ack), is
+ * unsubscribed, 4 is published, "dur" from First again is a new durable and
+ * gets 1..4 (a resumed one would get only 4).
+ */
+async function durableUnsubscribe () {
+  const ch = channelOf('durable_unsubscribe')
+  const sc = await connect('du')
+  await L.publishAll(sc, ch, payloads(1, 3))
+  const first = await L.subscribe(sc, ch, null, opts(sc).setDurableName('dur').setDeliverAllAvailable(), 'du-first')
+  await first.col.waitCount(3, WAIT_MS)
+  await L.withTimeout(new Promise((resolve, reject) => {
+    first.sub.once('unsubscribed', resolve)
+    first.sub.once('error', (e) => reject(new L.ScenarioError(`unsubscribe: ${L.errText(e)}`)))
+    first.sub.once('timeout', (e) => reject(new L.ScenarioError(`unsubscribe: ${L.errText(e)}`)))
+    first.sub.unsubscribe()
+  }), WAIT_MS, 'unsubscribe')
+  await L.publishAll(sc, ch, payloads(4, 4))
+  const again = await L.subscribe(sc, ch, null, opts(sc).setDurableName('dur').setDeliverAllAvailable(), 'du-again')
+  await again.col.waitCount(4, WAIT_MS)
+  await sleep(QUIET_MS)
+  check(eq(again.col.seqs(), [1, 2, 3, 4]), `durable after unsubscribe: got [${again.col.seqs()}], expected a new durable from First: [1,2,3,4]`)
+  await L.close(sc)
+  return { first: first.col.seqs(), again: again.col.seqs() }
+}
+
+/**
+ * Client PINGs (protocol 1): ping interval 1 s, max out 3. The server must
+ * echo the interval and answer every PING: after 3.5 s no ping is
+ * outstanding beyond the one in flight and the connection still publishes.
+ */
+async function pings () {
+  const sc = await L.connect(NATS_URL, CLUSTER_ID, clientId('ping'), { stanPingInterval: 1000, stanMaxPingOut: 3 })
+  check(sc.stanPingInterval === 1000, `server did not echo pingInterval 1 s (client uses ${sc.stanPingInterval} ms)`)
+  check(sc.pingTimer !== undefined, 'client ping timer not running (ConnectResponse without ping fields?)')
+  let maxOut = 0
+  const t = setInterval(() => { maxOut = Math.max(maxOut, sc.pingOut) }, 50)
+  await sleep(3500)
+  clearInterval(t)
+  check(sc.asyncErrors.length === 0, `connection errors: ${sc.asyncErrors}`)
+  check(maxOut <= 1, `PINGs not answered: up to ${maxOut} outstanding`)
+  await L.publishAll(sc, channelOf('pings'), ['after-pings'])
+  await L.close(sc)
+  return { ping_interval_ms: sc.stanPingInterval, max_outstanding: maxOut }
+}
+
 /** Connect then close (smoke test; also what a bare nats-server rejects with a connect timeout). */
 async function connectClose () {
   const sc = await connect('cc')
@@ -249,7 +327,10 @@ const SCENARIOS = {
   manual_ack_redelivery: manualAckRedelivery,
   durable_restart: () => durableRestart('durable_restart', false),
   durable_restart_crash: () => durableRestart('durable_restart_crash', true),
-  publish_error: publishError
+  publish_error: publishError,
+  max_inflight: maxInflight,
+  durable_unsubscribe: durableUnsubscribe,
+  pings
 }
 
 /**

@@ -399,7 +399,8 @@ async def manual_ack_redelivery():
     check(700 <= delay <= 3000, "manual ack: seq 2 redelivered %.0f ms after first delivery, expected about 1000 ms" % delay)
     check_payloads(d)
     await c.close()
-    return {"deliveries": [{"seq": m["seq"], "redelivered": m["redelivered"]} for m in d], "redelivery_delay_ms": delay}
+    return {"deliveries": [{"seq": m["seq"], "redelivered": m["redelivered"]} for m in d],
+            "redelivery_delay_ms": round(delay, 1)}
 
 
 async def publish_error():
@@ -419,6 +420,89 @@ async def publish_error():
     return {"error": ack.error, "guid_echoed": True, "publish_after_error_ok": len(ok) == 1}
 
 
+async def max_inflight():
+    """Flow control: msg-1..5, First, manual ack, MaxInFlight 2, AckWait 30 s: only 1,2
+    arrive until 1 is acked, then 3; after acking 2 and 3, 4 and 5."""
+    ch = channel_of("max_inflight")
+    c = await Conn("mif").connect()
+    await c.publish_all(ch, payloads(1, 5))
+    msgs = {}
+
+    async def on_msg(rec, msg):
+        msgs[rec["seq"]] = msg
+
+    _, col = await c.subscribe(ch, "mif", on_msg, start_at="first", manual_acks=True, max_inflight=2, ack_wait=30)
+    steps = []
+    await col.wait_count(2)
+    await asyncio.sleep(QUIET_S)
+    steps.append(col.seqs())
+    check(col.seqs() == [1, 2], "max in flight 2: got %s before any ack, expected [1, 2]" % col.seqs())
+    await c.sc.ack(msgs[1])
+    await col.wait_count(3)
+    await asyncio.sleep(QUIET_S)
+    steps.append(col.seqs())
+    check(col.seqs() == [1, 2, 3], "max in flight 2: got %s after acking 1, expected [1, 2, 3]" % col.seqs())
+    await c.sc.ack(msgs[2])
+    await c.sc.ack(msgs[3])
+    await col.wait_count(5)
+    await asyncio.sleep(QUIET_S)
+    steps.append(col.seqs())
+    check(col.seqs() == [1, 2, 3, 4, 5], "max in flight 2: got %s after acking 2,3, expected 1..5" % col.seqs())
+    check(not any(m["redelivered"] for m in col.msgs), "max in flight: a delivery is flagged redelivered")
+    await c.close()
+    return {"steps": steps}
+
+
+async def durable_unsubscribe():
+    """Unsubscribe removes a durable: "dur" from First gets 1..3, is unsubscribed, 4 is
+    published, "dur" from First again is a new durable and gets 1..4."""
+    ch = channel_of("durable_unsubscribe")
+    c = await Conn("du").connect()
+    await c.publish_all(ch, payloads(1, 3))
+    sub, first = await c.subscribe(ch, "du-first", durable_name="dur", start_at="first")
+    await first.wait_count(3)
+    try:
+        await sub.unsubscribe()
+    except Exception as e:
+        raise ScenarioError("unsubscribe: %s: %s" % (type(e).__name__, e))
+    await c.publish_all(ch, payloads(4, 4))
+    _, again = await c.subscribe(ch, "du-again", durable_name="dur", start_at="first")
+    await again.wait_count(4)
+    await asyncio.sleep(QUIET_S)
+    check(again.seqs() == [1, 2, 3, 4],
+          "durable after unsubscribe: got %s, expected a new durable from First: [1, 2, 3, 4]" % again.seqs())
+    await c.close()
+    return {"first": first.seqs(), "again": again.seqs()}
+
+
+async def pings():
+    """Client PINGs (protocol 1): interval 1 s, max out 3. The server must echo the
+    interval and answer every PING; after 3.5 s nothing is outstanding beyond the
+    ping in flight and the connection still publishes."""
+    c = Conn("ping")
+    lost = []
+
+    async def conn_lost(err):
+        lost.append(str(err))
+
+    await c.nc.connect(servers=[NATS_URL], name="py-" + c.cid, allow_reconnect=False)
+    try:
+        await c.sc.connect(CLUSTER_ID, c.cid, nats=c.nc, ping_interval=1, ping_max_out=3, conn_lost_cb=conn_lost)
+    except Exception as e:
+        await c.nc.close()
+        raise ScenarioError("connect %s: %s: %s" % (c.cid, type(e).__name__, e))
+    check(c.sc._ping_interval == 1, "server did not echo pingInterval 1 (client uses %r)" % c.sc._ping_interval)
+    max_out = 0
+    for _ in range(70):
+        await asyncio.sleep(0.05)
+        max_out = max(max_out, c.sc._ping_out)
+    check(not lost, "connection lost: %s" % lost)
+    check(max_out <= 1, "PINGs not answered: up to %d outstanding" % max_out)
+    await c.publish_all(channel_of("pings"), [b"after-pings"])
+    await c.close()
+    return {"ping_interval_s": c.sc._ping_interval, "max_outstanding": max_out}
+
+
 SCENARIOS = {
     "connect_close": connect_close,
     "publish": publish,
@@ -433,6 +517,9 @@ SCENARIOS = {
     "durable_restart": lambda: durable_restart("durable_restart", False),
     "durable_restart_crash": lambda: durable_restart("durable_restart_crash", True),
     "publish_error": publish_error,
+    "max_inflight": max_inflight,
+    "durable_unsubscribe": durable_unsubscribe,
+    "pings": pings,
 }
 
 
