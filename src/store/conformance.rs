@@ -16,6 +16,9 @@ use super::{
 };
 use crate::protocol::pb::MsgProto;
 
+mod model;
+mod sled_only;
+
 /// Opens the store under test (again).
 pub(super) type Factory<'a> = &'a dyn Fn() -> Arc<dyn Store>;
 
@@ -33,12 +36,30 @@ pub(super) fn with_sled(test: fn(Factory)) {
 }
 
 /// Opens a sled store with a small cache, as tests want.
-pub(super) fn open_sled(dir: &std::path::Path) -> SledStore {
-    SledStore::open(SledOptions {
+fn open_sled(dir: &std::path::Path) -> SledStore {
+    retry_locked(|| SledStore::open(sled_options(dir)))
+}
+
+/// Options for a test store in `dir`.
+fn sled_options(dir: &std::path::Path) -> SledOptions {
+    SledOptions {
         dir: dir.to_owned(),
         cache_capacity: 8 << 20,
-    })
-    .unwrap()
+    }
+}
+
+/// Retries an open while it fails: after a sled `Db` is dropped, sled's
+/// deferred reclamation can hold the directory's file lock a little longer,
+/// so an immediate reopen in the same process may fail with `WouldBlock`.
+fn retry_locked<T, E: std::fmt::Debug>(open: impl Fn() -> Result<T, E>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match open() {
+            Ok(v) => return v,
+            Err(e) if std::time::Instant::now() > deadline => panic!("open failed: {e:?}"),
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+        }
+    }
 }
 
 /// Flushes and drops `store` (the caller holds no other handle), then reopens.
@@ -71,7 +92,9 @@ fn msgs(from: u64, to: u64) -> Vec<MsgProto> {
 
 /// Encoded size of messages, as `ChannelState::bytes` counts it.
 fn size(msgs: &[MsgProto]) -> u64 {
-    msgs.iter().map(|m| m.encoded_len() as u64).sum()
+    msgs.iter()
+        .map(|m| u64::try_from(m.encoded_len()).unwrap())
+        .sum()
 }
 
 /// Sequences of a list of messages.
@@ -429,17 +452,14 @@ fn everything_survives_reopen(open: Factory) {
     store.set_server_info(&info).unwrap();
     store.put_client(&client("x", "hb")).unwrap();
     let mut states = Vec::new();
-    for (i, name) in ["one", "two", "three"].into_iter().enumerate() {
+    for (i, name) in (0u64..).zip(["one", "two", "three"]) {
         let ch = store.open_channel(name).unwrap();
-        let n = 50 * (i as u64 + 1);
+        let n = 50 * (i + 1);
         ch.append(&msgs(1, n)).unwrap();
-        ch.remove_through(i as u64 * 7).unwrap();
+        ch.remove_through(i * 7).unwrap();
         ch.apply_subs(&[
-            SubUpdate::Put(sub(i as u64, n)),
-            SubUpdate::AddPending {
-                sub: i as u64,
-                seq: n,
-            },
+            SubUpdate::Put(sub(i, n)),
+            SubUpdate::AddPending { sub: i, seq: n },
         ])
         .unwrap();
         states.push((

@@ -58,7 +58,7 @@ pub(super) struct SledChannel {
 
 /// In-memory counts of a channel's log, kept in step with every write.
 #[derive(Debug, Clone, Copy, Default)]
-pub(super) struct LogState {
+struct LogState {
     /// Oldest stored sequence (0 when empty).
     first: u64,
     /// Newest sequence ever stored.
@@ -67,21 +67,28 @@ pub(super) struct LogState {
     msgs: u64,
     /// Stored encoded bytes.
     bytes: u64,
-    /// Cumulative total recorded in the newest stored message (0 when empty).
+    /// Cumulative total recorded in the newest stored message (0 for a log
+    /// recovered empty; kept when `remove_through` empties the log).
     last_cum: u64,
 }
 
 /// Encodes a sequence as a message key.
-pub(super) fn seq_key(seq: u64) -> [u8; 8] {
+fn seq_key(seq: u64) -> [u8; 8] {
     seq.to_be_bytes()
 }
 
-/// Encodes a pending key: sub ID then sequence, both big-endian.
+/// Two big-endian `u64`s back to back.
+fn two_be(a: u64, b: u64) -> [u8; 16] {
+    let mut out = [0; 16];
+    out[..8].copy_from_slice(&a.to_be_bytes());
+    out[8..].copy_from_slice(&b.to_be_bytes());
+    out
+}
+
+/// Encodes a pending key: sub ID then sequence, so a sub's pending
+/// sequences are adjacent and ascending.
 fn pending_key(sub: u64, seq: u64) -> [u8; 16] {
-    let mut key = [0; 16];
-    key[..8].copy_from_slice(&sub.to_be_bytes());
-    key[8..].copy_from_slice(&seq.to_be_bytes());
-    key
+    two_be(sub, seq)
 }
 
 /// Splits a message value into its cumulative total and encoded message.
@@ -100,7 +107,7 @@ fn decode_msg(value: &[u8]) -> Result<MsgProto> {
 
 /// Builds the channels-tree value: channel ID, then the "last" floor.
 pub(super) fn channel_entry(id: u64, floor: u64) -> [u8; 16] {
-    pending_key(id, floor)
+    two_be(id, floor)
 }
 
 /// Reads a channels-tree value: (channel ID, "last" floor).
@@ -352,8 +359,11 @@ impl ChannelStore for SledChannel {
             start = chunk_end + 1;
         }
         if emptying {
+            // `last_cum` carries on, so cumulative totals never go backwards
+            // within a process even across an empty log.
             *log = LogState {
                 last: log.last,
+                last_cum: log.last_cum,
                 ..LogState::default()
             };
             Ok(())
