@@ -162,11 +162,9 @@ async fn closed_durable_resumes_with_unacked_first_and_unsubscribed_one_is_gone(
     }
 
     // Subscription close also keeps it; a second live one is refused meanwhile.
-    let dup = c
-        .subscribe("foo", durable.clone())
-        .await
-        .err()
-        .expect("duplicate durable");
+    let Err(dup) = c.subscribe("foo", durable.clone()).await else {
+        panic!("a duplicate durable was accepted");
+    };
     assert_eq!(dup.to_string(), stanchion::protocol::errors::DUP_DURABLE);
     sub.close().await.unwrap();
     publish_n(&p, "foo", "o", 1).await;

@@ -320,7 +320,10 @@ async def durable_phase_a(ch, publisher):
     return c1, col
 
 
-async def durable_phase_b(ch):
+async def durable_phase_b(ch, after_crash=False):
+    # With after_crash, 4 and 5 were published while the crashed session was still
+    # registered: they went to its dead inbox and come back as redeliveries (as with
+    # the reference server), so only their order is checked.
     """c1 (same client ID) resumes "dur": 3 redelivered first, then 4 and 5; never 1, 2."""
     c1 = await Conn("c1").connect()
 
@@ -334,7 +337,8 @@ async def durable_phase_b(ch):
     check(col.seqs() == [3, 4, 5],
           "durable resume: got seqs %s, expected [3, 4, 5] (unacked 3 first, then the new 4,5; never 1,2)" % col.seqs())
     check(col.msgs[0]["redelivered"], "durable resume: unacked seq 3 is not flagged redelivered")
-    check(not col.msgs[1]["redelivered"] and not col.msgs[2]["redelivered"], "durable resume: new seqs 4,5 flagged redelivered")
+    if not after_crash:
+        check(not col.msgs[1]["redelivered"] and not col.msgs[2]["redelivered"], "durable resume: new seqs 4,5 flagged redelivered")
     check_payloads(col.msgs)
     try:
         await sub.close()  # SubClose: the durable stays
@@ -371,7 +375,7 @@ async def durable_restart(name, crash):
     if PHASE == "2":
         p = await Conn("dpub2").connect()
         guids = await p.publish_all(ch, payloads(4, 5))
-        resumed = await durable_phase_b(ch)
+        resumed = await durable_phase_b(ch, crash)
         await p.close()
         return {"published_after_restart": len(guids), "resumed": resumed}
     raise ScenarioError("%s needs phase 1 or 2, got %r" % (name, PHASE))
