@@ -51,7 +51,13 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
     if wanted > own_level(&spec) {
         filter = filter.add_directive(format!("stanchion={wanted}").parse()?);
     }
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    // Colours only on a terminal: log files and collectors get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .init();
     Ok(())
 }
 

@@ -101,7 +101,8 @@ impl Channel {
                 let Some(group) = self.groups.get_mut(key) else {
                     return;
                 };
-                let Some(member) = group.pick(&self.subs) else {
+                let clients = &self.ctx.clients;
+                let Some(member) = group.pick(&self.subs, |c| clients.is_failing(c)) else {
                     return;
                 };
                 group.last_sent = e.seq;

@@ -123,7 +123,11 @@ async fn check(
     let Some(misses) = clients.heartbeat_missed(&id) else {
         return;
     };
-    tracing::debug!(client = %id, misses, "client missed a heartbeat");
+    if misses == 1 {
+        tracing::info!(client = %id, "client missed a heartbeat");
+    } else {
+        tracing::debug!(client = %id, misses, "client missed another heartbeat");
+    }
     if misses > config.fail_count {
         tracing::info!(client = %id, misses, "client timed out on heartbeats; closing it");
         let _ = report.send(Liveness::Dead(id)).await;

@@ -76,8 +76,13 @@ pub struct QueueGroup {
 impl QueueGroup {
     /// The member that should get the next message: the one with the fewest
     /// outstanding acks among those with room, starting from the rotation
-    /// cursor so equal members alternate.
-    pub fn pick(&mut self, subs: &HashMap<u64, Sub>) -> Option<u64> {
+    /// cursor so equal members alternate. Members whose client is failing
+    /// heartbeats (`failing`) are passed over.
+    pub fn pick(
+        &mut self,
+        subs: &HashMap<u64, Sub>,
+        failing: impl Fn(&str) -> bool,
+    ) -> Option<u64> {
         let n = self.members.len();
         let mut best: Option<(usize, usize)> = None; // (pending, index)
         for k in 0..n {
@@ -85,7 +90,7 @@ impl QueueGroup {
             let Some(sub) = subs.get(&self.members[i]) else {
                 continue;
             };
-            if !sub.has_room() {
+            if !sub.has_room() || failing(&sub.state.client_id) {
                 continue;
             }
             if best.is_none_or(|(p, _)| sub.pending.len() < p) {
@@ -265,16 +270,47 @@ mod tests {
             members: vec![1, 2],
             ..Default::default()
         };
-        assert_eq!(g.pick(&subs), Some(1));
-        assert_eq!(g.pick(&subs), Some(2));
-        assert_eq!(g.pick(&subs), Some(1));
+        let none = |_: &str| false;
+        assert_eq!(g.pick(&subs, none), Some(1));
+        assert_eq!(g.pick(&subs, none), Some(2));
+        assert_eq!(g.pick(&subs, none), Some(1));
         let p = Pending {
             deadline: Instant::now(),
             redeliveries: 0,
         };
         subs.get_mut(&1).unwrap().pending.insert(1, p);
-        assert_eq!(g.pick(&subs), Some(2));
+        assert_eq!(g.pick(&subs, none), Some(2));
         subs.get_mut(&2).unwrap().pending.insert(2, p);
-        assert_eq!(g.pick(&subs), None, "all members stalled");
+        assert_eq!(g.pick(&subs, none), None, "all members stalled");
+        assert_eq!(
+            g.live_member(&subs, 1, none),
+            Some(2),
+            "redelivery ignores the window"
+        );
+    }
+
+    #[test]
+    fn queue_pick_passes_over_members_failing_heartbeats() {
+        let mut subs = HashMap::new();
+        for (id, client) in [(1, "hung"), (2, "ok")] {
+            let state = SubState {
+                id,
+                client_id: client.into(),
+                max_in_flight: 10,
+                ack_wait_in_secs: 30,
+                ..Default::default()
+            };
+            subs.insert(id, Sub::new(state, Some("q".into())));
+        }
+        let mut g = QueueGroup {
+            members: vec![1, 2],
+            ..Default::default()
+        };
+        let failing = |c: &str| c == "hung";
+        for _ in 0..3 {
+            assert_eq!(g.pick(&subs, failing), Some(2));
+        }
+        assert_eq!(g.live_member(&subs, 2, failing), None);
+        assert_eq!(g.live_member(&subs, 1, failing), Some(2));
     }
 }

@@ -45,12 +45,15 @@ pub fn wait_for_port(port: u16, timeout: Duration) {
 pub struct Proc {
     child: Child,
     log: PathBuf,
+    /// Holds the log file, so the log outlives a test's data dir.
+    _log_dir: tempfile::TempDir,
     name: &'static str,
 }
 
 impl Proc {
-    fn spawn(name: &'static str, mut cmd: Command, log_dir: &std::path::Path) -> Proc {
-        let log = log_dir.join(format!("{name}-{}.log", free_port()));
+    fn spawn(name: &'static str, mut cmd: Command) -> Proc {
+        let log_dir = tempfile::tempdir().unwrap();
+        let log = log_dir.path().join(format!("{name}.log"));
         let file = std::fs::File::create(&log).unwrap();
         cmd.stdout(file.try_clone().unwrap())
             .stderr(file)
@@ -58,7 +61,12 @@ impl Proc {
         let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("starting {name}: {e}"));
-        Proc { child, log, name }
+        Proc {
+            child,
+            log,
+            _log_dir: log_dir,
+            name,
+        }
     }
 
     /// The process ID.
@@ -129,7 +137,7 @@ impl Nats {
         let dir = tempfile::tempdir().unwrap();
         let mut cmd = Command::new(nats_server_bin());
         cmd.args(["-a", "127.0.0.1", "-p", &port.to_string()]);
-        let proc = Proc::spawn("nats-server", cmd, dir.path());
+        let proc = Proc::spawn("nats-server", cmd);
         wait_for_port(port, Duration::from_secs(10));
         Nats { proc, port, dir }
     }
@@ -180,7 +188,7 @@ impl Stanchion {
                 "RUST_LOG",
                 std::env::var("STANCHION_TEST_LOG").unwrap_or_else(|_| "info".into()),
             );
-        Proc::spawn("stanchion", cmd, dir.parent().unwrap_or(dir))
+        Proc::spawn("stanchion", cmd)
     }
 
     /// Kills (SIGKILL) and starts the same stanchion again on the same store.
