@@ -57,6 +57,16 @@ struct Args {
     /// Channel to publish on (a unique suffix is added).
     #[arg(long, default_value = "bench")]
     channel: String,
+    /// Idle-clients scenario: connect this many STAN clients that only
+    /// answer heartbeats, and report the server's CPU and RSS.
+    #[arg(long)]
+    idle_clients: Option<usize>,
+    /// PID of the server process (for CPU and RSS figures).
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Seconds over which idle CPU is measured.
+    #[arg(long, default_value_t = 60)]
+    window: u64,
     /// Internal: run as the echo responder for this cluster ID.
     #[arg(long, hide = true)]
     echo_responder: Option<String>,
@@ -67,6 +77,15 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if let Some(cluster_id) = &args.echo_responder {
         return echo_responder(&args.url, cluster_id).await;
+    }
+    if let Some(n) = args.idle_clients {
+        return idle_clients(&args, n).await;
+    }
+    if let Some(pid) = args.server_pid {
+        println!("server RSS before: {:.1} MB", rss_mb(pid)?);
+        let result = run_scenario(&args, &args.cluster_id, "stanchion").await;
+        println!("server RSS after: {:.1} MB", rss_mb(pid)?);
+        return result.map(|_| ());
     }
     let ceiling = if args.no_echo {
         None
@@ -265,4 +284,70 @@ async fn echo_responder(url: &str, cluster_id: &str) -> anyhow::Result<()> {
             else => return Ok(()),
         }
     }
+}
+
+/// Connects `n` idle STAN clients (they only answer heartbeats) and reports
+/// the server's CPU use over `--window` seconds and its RSS growth.
+async fn idle_clients(args: &Args, n: usize) -> anyhow::Result<()> {
+    let pid = args.server_pid.context("--idle-clients needs --server-pid")?;
+    let rss_before = rss_mb(pid)?;
+    // Clients share NATS connections, as processes share a nats-server.
+    let mut ncs = Vec::new();
+    for _ in 0..16 {
+        ncs.push(
+            async_nats::ConnectOptions::new()
+                .subscription_capacity(1 << 16)
+                .connect(&args.url)
+                .await?,
+        );
+    }
+    let mut conns = Vec::with_capacity(n);
+    let start = Instant::now();
+    for i in 0..n {
+        let mut opts = Options::new(&args.cluster_id, format!("idle-{i}-{}", nuid::next()));
+        opts.connect_wait = Duration::from_secs(30);
+        // Client pings are a separate load; idle here means heartbeats only.
+        opts.ping_interval = 3600;
+        conns.push(Connection::connect(ncs[i % ncs.len()].clone(), opts).await?);
+    }
+    println!("connected {n} idle clients in {:.2?}", start.elapsed());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let cpu_start = cpu_seconds(pid)?;
+    let wall = Instant::now();
+    tokio::time::sleep(Duration::from_secs(args.window)).await;
+    let cpu = cpu_seconds(pid)? - cpu_start;
+    let rss_after = rss_mb(pid)?;
+    println!(
+        "{n} idle clients: server CPU {:.2}% of one core over {:.0?}; RSS {:.1} MB -> {:.1} MB (+{:.1} MB)",
+        100.0 * cpu / wall.elapsed().as_secs_f64(),
+        wall.elapsed(),
+        rss_before,
+        rss_after,
+        rss_after - rss_before
+    );
+    for c in conns {
+        let _ = c.close().await;
+    }
+    Ok(())
+}
+
+/// Resident set size of a process, in MB.
+fn rss_mb(pid: u32) -> anyhow::Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .context("VmRSS")?
+        .parse()?;
+    Ok(kb / 1024.0)
+}
+
+/// User + system CPU time of a process, in seconds (clock ticks of 1/100 s).
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after_name = stat.rsplit_once(')').context("stat format")?.1;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
+    Ok(ticks / 100.0)
 }
