@@ -289,7 +289,9 @@ async fn echo_responder(url: &str, cluster_id: &str) -> anyhow::Result<()> {
 /// Connects `n` idle STAN clients (they only answer heartbeats) and reports
 /// the server's CPU use over `--window` seconds and its RSS growth.
 async fn idle_clients(args: &Args, n: usize) -> anyhow::Result<()> {
-    let pid = args.server_pid.context("--idle-clients needs --server-pid")?;
+    let pid = args
+        .server_pid
+        .context("--idle-clients needs --server-pid")?;
     let rss_before = rss_mb(pid)?;
     // Clients share NATS connections, as processes share a nats-server.
     let mut ncs = Vec::new();

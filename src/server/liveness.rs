@@ -76,10 +76,15 @@ pub async fn run(
             () = stop.cancelled() => return,
         }
         let targets = clients.heartbeat_targets();
-        let n = u32::try_from(targets.len()).unwrap_or(u32::MAX).max(1);
         let start = Instant::now();
-        for (i, (id, inbox)) in targets.into_iter().enumerate() {
-            let at = start + config.interval / n * u32::try_from(i).unwrap_or(u32::MAX);
+        // Clients are spread over the interval in slices, not one by one:
+        // waking once per slice keeps an idle server's CPU low.
+        let slices = slice_count(config.interval, targets.len());
+        let per_slice = targets.len().div_ceil(slices).max(1);
+        for (k, slice) in targets.chunks(per_slice).enumerate() {
+            let at = start
+                + config.interval / u32::try_from(slices).unwrap_or(u32::MAX)
+                    * u32::try_from(k).unwrap_or(u32::MAX);
             tokio::select! {
                 () = tokio::time::sleep_until(at) => {}
                 () = stop.cancelled() => return,
@@ -87,18 +92,30 @@ pub async fn run(
             if !nats_connected(&nats) {
                 continue;
             }
-            let Ok(slot) = slots.clone().acquire_owned().await else {
-                return;
-            };
-            let (nats, clients, report) = (nats.clone(), clients.clone(), report.clone());
-            tasks.spawn(async move {
-                let answered = probe(&nats, &inbox, config.timeout).await;
-                drop(slot);
-                check(&nats, &clients, &report, config, id, answered).await;
-            });
+            for (id, inbox) in slice.iter().cloned() {
+                let Ok(slot) = slots.clone().acquire_owned().await else {
+                    return;
+                };
+                let (nats, clients, report) = (nats.clone(), clients.clone(), report.clone());
+                tasks.spawn(async move {
+                    let answered = probe(&nats, &inbox, config.timeout).await;
+                    drop(slot);
+                    check(&nats, &clients, &report, config, id, answered).await;
+                });
+            }
         }
         round = start + config.interval;
     }
+}
+
+/// Shortest time between two slices of a heartbeat round.
+const MIN_SLICE: Duration = Duration::from_millis(100);
+
+/// Into how many slices a round of `clients` heartbeats over `interval` is cut.
+fn slice_count(interval: Duration, clients: usize) -> usize {
+    let by_time =
+        usize::try_from(interval.as_millis() / MIN_SLICE.as_millis()).unwrap_or(usize::MAX);
+    by_time.clamp(1, clients.max(1))
 }
 
 async fn check(
@@ -131,5 +148,23 @@ async fn check(
     if misses > config.fail_count {
         tracing::info!(client = %id, misses, "client timed out on heartbeats; closing it");
         let _ = report.send(Liveness::Dead(id)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounds_are_cut_into_slices_at_least_100ms_apart() {
+        assert_eq!(slice_count(Duration::from_secs(30), 10_000), 300);
+        assert_eq!(slice_count(Duration::from_secs(1), 1_000), 10);
+        assert_eq!(
+            slice_count(Duration::from_secs(30), 7),
+            7,
+            "one client a slice when few"
+        );
+        assert_eq!(slice_count(Duration::from_millis(50), 100), 1);
+        assert_eq!(slice_count(Duration::from_secs(1), 0), 1);
     }
 }
