@@ -23,8 +23,10 @@ use crate::store::{ChannelState, ChannelStore, RecoveredSub, SubUpdate};
 pub const MAILBOX: usize = 65_536;
 
 /// Messages kept encoded in memory for live subscribers, so keeping up with
-/// the head of a channel never reads the store.
-const RECENT: usize = 4096;
+/// the head of a channel never reads the store: at most this many...
+const RECENT: usize = 2048;
+/// ...and at most this many bytes, per channel.
+const RECENT_BYTES: usize = 512 * 1024;
 
 /// A request for a channel's owner.
 pub enum ChannelCmd {
@@ -91,6 +93,10 @@ pub struct ChannelCtx {
     pub replace_durable: bool,
     /// Maximum subscriptions per channel (0 = unlimited).
     pub max_subs: u32,
+    /// Messages kept per channel (0 = unlimited); the oldest go first.
+    pub max_msgs: u64,
+    /// Bytes kept per channel (0 = unlimited); the oldest go first.
+    pub max_bytes: u64,
     /// Maximum publishes handled in one batch.
     pub batch: usize,
 }
@@ -120,6 +126,10 @@ pub(super) struct Channel {
     pub last_timestamp: i64,
     /// The newest messages, encoded, for live delivery.
     pub recent: VecDeque<Entry>,
+    /// Encoded size of `recent`.
+    pub recent_bytes: usize,
+    /// Whether the "reached limits" warning was logged (once per channel).
+    pub limits_warned: bool,
     pub subs: HashMap<u64, Sub>,
     pub by_ack_inbox: HashMap<String, u64>,
     pub durables: HashMap<String, u64>,
@@ -167,6 +177,8 @@ impl Channel {
             state,
             last_timestamp: 0,
             recent: VecDeque::new(),
+            recent_bytes: 0,
+            limits_warned: false,
             subs: HashMap::new(),
             by_ack_inbox: HashMap::new(),
             durables: HashMap::new(),
@@ -272,11 +284,16 @@ impl Channel {
                 self.last_timestamp = ts;
                 self.state = self.store.state();
                 for e in entries {
-                    if self.recent.len() == RECENT {
-                        self.recent.pop_front();
-                    }
+                    self.recent_bytes += e.encoded.len();
                     self.recent.push_back(e);
                 }
+                while self.recent.len() > RECENT || self.recent_bytes > RECENT_BYTES {
+                    let Some(old) = self.recent.pop_front() else {
+                        break;
+                    };
+                    self.recent_bytes -= old.encoded.len();
+                }
+                self.enforce_limits().await;
                 self.deliver().await;
                 String::new()
             }

@@ -9,6 +9,7 @@ mod channel;
 mod clients;
 mod committer;
 mod delivery;
+mod limits;
 mod liveness;
 mod requests;
 mod subs;

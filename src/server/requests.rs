@@ -112,6 +112,8 @@ pub async fn serve(
         ack_prefix: ack_prefix.clone().into(),
         replace_durable: config.replace_durable,
         max_subs: config.max_subs,
+        max_msgs: config.max_msgs,
+        max_bytes: config.max_bytes,
         batch: config.io_batch_size.max(1),
     };
     let (probe_tx, mut probe_rx) = mpsc::channel(REPORTS);

@@ -1,0 +1,74 @@
+//! Retention limits of a channel: the oldest messages go once the channel
+//! holds more than `max_msgs` messages or `max_bytes` bytes; the newest
+//! message is always kept. Subscriptions with a removed message pending
+//! treat it as acknowledged when its redelivery finds it gone.
+
+use prost::Message;
+
+use super::channel::Channel;
+
+/// Messages read at once while measuring how many old ones exceed `max_bytes`.
+const SCAN: usize = 256;
+
+impl Channel {
+    /// Drops the oldest messages past the channel's limits.
+    pub(super) async fn enforce_limits(&mut self) {
+        let st = self.state;
+        if st.msgs <= 1 {
+            return;
+        }
+        let mut through = 0;
+        if self.ctx.max_msgs > 0 && st.msgs > self.ctx.max_msgs {
+            through = st.last - self.ctx.max_msgs;
+        }
+        if self.ctx.max_bytes > 0 && st.bytes > self.ctx.max_bytes {
+            through = through.max(self.oldest_over_bytes(st.bytes - self.ctx.max_bytes).await);
+        }
+        if through < st.first {
+            return;
+        }
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || store.remove_through(through)).await {
+            Ok(Ok(())) => {
+                self.state = self.store.state();
+                if !self.limits_warned {
+                    self.limits_warned = true;
+                    tracing::warn!(
+                        channel = %self.name,
+                        max_msgs = self.ctx.max_msgs,
+                        max_bytes = self.ctx.max_bytes,
+                        "reached limits for channel; dropping old messages"
+                    );
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::error!(channel = %self.name, error = %e, "removing old messages failed")
+            }
+            Err(e) => tracing::error!(channel = %self.name, error = %e, "removal task failed"),
+        }
+    }
+
+    /// The last sequence to drop so that at least `excess` bytes go, never
+    /// the newest message.
+    async fn oldest_over_bytes(&self, mut excess: u64) -> u64 {
+        let mut through = 0;
+        let mut seq = self.state.first;
+        while excess > 0 && seq < self.state.last {
+            let store = self.store.clone();
+            let chunk = match tokio::task::spawn_blocking(move || store.range(seq, SCAN)).await {
+                Ok(Ok(chunk)) if !chunk.is_empty() => chunk,
+                _ => break,
+            };
+            for m in chunk {
+                if excess == 0 || m.sequence >= self.state.last {
+                    return through;
+                }
+                let size = u64::try_from(m.encoded_len()).unwrap_or(u64::MAX);
+                excess = excess.saturating_sub(size);
+                through = m.sequence;
+                seq = m.sequence + 1;
+            }
+        }
+        through
+    }
+}

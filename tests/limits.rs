@@ -1,0 +1,72 @@
+//! Channel retention limits (`-mm`, `-mb`): the oldest messages go, the
+//! newest is always kept, and a removed pending message counts as acked.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use stanchion::client::{StartAt, SubscriptionOptions};
+
+fn first() -> SubscriptionOptions {
+    SubscriptionOptions {
+        start: StartAt::First,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn max_msgs_keeps_the_newest_messages() {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let stan_proc = Stanchion::start(&nats, &dir.path().join("data"), &["-mm", "3"]).await;
+    let c = stan(&nats, "c").await;
+    // A subscriber leaves message 1 unacked; it will be dropped by the limit.
+    let manual = SubscriptionOptions {
+        manual_acks: true,
+        ack_wait: Duration::from_secs(1),
+        ..first()
+    };
+    let mut holder = c.subscribe("foo", manual).await.unwrap();
+    publish_n(&c, "foo", "m", 5).await;
+    let mut got = Vec::new();
+    for _ in 0..5 {
+        let m = next_msg(&mut holder).await;
+        if m.sequence() != 1 {
+            m.ack().await.unwrap();
+        }
+        got.push(m.sequence());
+    }
+    assert_eq!(got, vec![1, 2, 3, 4, 5]);
+    let mut sub = c.subscribe("foo", first()).await.unwrap();
+    assert_eq!(next_seqs(&mut sub, 3).await, vec![3, 4, 5]);
+    // Message 1 is gone: its redelivery is dropped, as an implicit ack.
+    assert_quiet(&mut holder, Duration::from_millis(2500)).await;
+    assert!(stan_proc
+        .proc
+        .output()
+        .contains("reached limits for channel"));
+    c.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn max_bytes_drops_oldest_but_never_the_last_message() {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let _stan = Stanchion::start(&nats, &dir.path().join("data"), &["-mb", "300"]).await;
+    let c = stan(&nats, "c").await;
+    let body = "x".repeat(80); // about 100 bytes stored per message
+    for _ in 0..6 {
+        c.publish("foo", body.clone()).await.unwrap();
+    }
+    let mut sub = c.subscribe("foo", first()).await.unwrap();
+    let first_kept = next_msg(&mut sub).await.sequence();
+    assert!((3..=5).contains(&first_kept), "kept from {first_kept}");
+    let rest = next_seqs(&mut sub, usize::try_from(6 - first_kept).unwrap()).await;
+    assert_eq!(rest.last(), Some(&6));
+    // One message larger than the limit is still kept.
+    c.publish("big", "y".repeat(1000)).await.unwrap();
+    let mut big = c.subscribe("big", first()).await.unwrap();
+    assert_eq!(next_msg(&mut big).await.sequence(), 1);
+    c.close().await.unwrap();
+}
