@@ -14,6 +14,9 @@ use super::{
     ChannelState, ClientInfo, MemoryStore, RecoveredSub, ServerInfo, SledOptions, SledStore, Store,
     StoreError, SubState, SubUpdate,
 };
+use super::msg_record::RecordLimits;
+use super::sled_channel::Limits;
+use super::sub_log::CompactLimits;
 use crate::protocol::pb::MsgProto;
 
 mod model;
@@ -35,9 +38,30 @@ pub(super) fn with_sled(test: fn(Factory)) {
     test(&|| Arc::new(open_sled(&path)) as Arc<dyn Store>);
 }
 
-/// Opens a sled store with a small cache, as tests want.
+/// Opens a sled store with a small cache and tiny record limits, so that
+/// every test crosses record boundaries and subscription compactions.
 fn open_sled(dir: &std::path::Path) -> SledStore {
-    retry_locked(|| SledStore::open(sled_options(dir)))
+    open_sled_with(dir, tiny_limits())
+}
+
+/// Opens a sled store with a small cache and the given record limits.
+fn open_sled_with(dir: &std::path::Path, limits: Limits) -> SledStore {
+    retry_locked(|| SledStore::open_with(sled_options(dir), limits))
+}
+
+/// Records of at most three messages (or 200 bytes), and a compaction of
+/// the subscription log every three batches (or 300 bytes).
+fn tiny_limits() -> Limits {
+    Limits {
+        records: RecordLimits {
+            msgs: 3,
+            bytes: 200,
+        },
+        compact: CompactLimits {
+            batches: 3,
+            bytes: 300,
+        },
+    }
 }
 
 /// Options for a test store in `dir`.
@@ -103,7 +127,7 @@ fn seqs(msgs: &[MsgProto]) -> Vec<u64> {
 }
 
 /// A subscription record.
-fn sub(id: u64, last_sent: u64) -> SubState {
+pub(super) fn sub(id: u64, last_sent: u64) -> SubState {
     SubState {
         id,
         client_id: format!("c{id}"),
