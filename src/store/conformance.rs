@@ -10,17 +10,18 @@ use std::sync::Arc;
 use bytes::Bytes;
 use prost::Message;
 
+use super::msg_record::RecordLimits;
+use super::sled_channel::Limits;
+use super::sub_log::CompactLimits;
 use super::{
     ChannelState, ClientInfo, MemoryStore, RecoveredSub, ServerInfo, SledOptions, SledStore, Store,
     StoreError, SubState, SubUpdate,
 };
-use super::msg_record::RecordLimits;
-use super::sled_channel::Limits;
-use super::sub_log::CompactLimits;
 use crate::protocol::pb::MsgProto;
 
 mod model;
 mod sled_only;
+mod sled_records;
 
 /// Opens the store under test (again).
 pub(super) type Factory<'a> = &'a dyn Fn() -> Arc<dyn Store>;

@@ -332,7 +332,10 @@ mod tests {
             bytes: 1 << 20,
         };
         let (records, cum) = encode(&msgs, 100, limits);
-        let firsts: Vec<_> = records.iter().map(|(k, _)| u64::from_be_bytes(*k)).collect();
+        let firsts: Vec<_> = records
+            .iter()
+            .map(|(k, _)| u64::from_be_bytes(*k))
+            .collect();
         assert_eq!(firsts, [5, 9, 13]);
         assert_eq!(decode_all(&records), msgs);
         let sizes: u64 = msgs.iter().map(|m| len_u64(m.encoded_len())).sum();
@@ -341,7 +344,10 @@ mod tests {
         assert_eq!((last.cum, last.count, last.last_seq()), (cum, 2, 14));
         assert_eq!((last.first_ts, last.last_ts), (130, 140));
         let (before, below) = last.cum_before_and_bytes_below(14).unwrap();
-        assert_eq!(before, cum - len_u64(msgs[8].encoded_len() + msgs[9].encoded_len()));
+        assert_eq!(
+            before,
+            cum - len_u64(msgs[8].encoded_len() + msgs[9].encoded_len())
+        );
         assert_eq!(below, len_u64(msgs[8].encoded_len()));
         assert_eq!(last.get(14).unwrap().as_ref(), Some(&msgs[9]));
         assert_eq!(last.get(12).unwrap(), None);
@@ -359,7 +365,10 @@ mod tests {
             bytes: 100,
         };
         let (records, _) = encode(&msgs, 0, limits);
-        let firsts: Vec<_> = records.iter().map(|(k, _)| u64::from_be_bytes(*k)).collect();
+        let firsts: Vec<_> = records
+            .iter()
+            .map(|(k, _)| u64::from_be_bytes(*k))
+            .collect();
         assert_eq!(firsts, [1, 4, 5]);
         assert_eq!(decode_all(&records), msgs);
     }

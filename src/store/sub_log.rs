@@ -75,7 +75,10 @@ fn slot_key(counter: u64) -> [u8; 5] {
 /// Splits a slot value into its batch counter and encoded batch.
 fn split_slot(value: &[u8]) -> Result<(u64, &[u8])> {
     if value.len() < 8 {
-        return Err(corrupt("subscription log record", "shorter than its counter"));
+        return Err(corrupt(
+            "subscription log record",
+            "shorter than its counter",
+        ));
     }
     let (counter, batch) = value.split_at(8);
     Ok((be_u64("subscription log record", counter)?, batch))

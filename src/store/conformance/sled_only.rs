@@ -78,7 +78,12 @@ fn corrupt_records_are_errors() {
     // A sound snapshot (no record, pending 5), but a truncated batch 256
     // (live: its counter is above the compacted one, 0).
     poke(dir, "chan.1.subs", SUB_1_SNAPSHOT, b"\0\x01\x05");
-    poke(dir, "chan.1.subs", LOG_SLOT_0, b"\0\0\0\0\0\0\x01\0\x03\x01");
+    poke(
+        dir,
+        "chan.1.subs",
+        LOG_SLOT_0,
+        b"\0\0\0\0\0\0\x01\0\x03\x01",
+    );
     let store = open_sled(dir);
     assert_corrupt(store.open_channel("c").unwrap().subs());
     drop(store);
