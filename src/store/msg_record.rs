@@ -48,6 +48,9 @@ impl Default for RecordLimits {
     }
 }
 
+/// A record ready to store: its key and value.
+pub(super) type Encoded = ([u8; 8], Vec<u8>);
+
 /// Encodes a sequence as a record key.
 pub(super) fn seq_key(seq: u64) -> [u8; 8] {
     seq.to_be_bytes()
@@ -67,7 +70,7 @@ struct Builder {
 
 impl Builder {
     /// Fills in the header and returns (key, value).
-    fn finish(mut self, cum: u64, last_ts: i64) -> ([u8; 8], Vec<u8>) {
+    fn finish(mut self, cum: u64, last_ts: i64) -> Encoded {
         let mut header = [0; HEADER_LEN];
         header[..8].copy_from_slice(&cum.to_be_bytes());
         header[8..12].copy_from_slice(&self.count.to_be_bytes());
@@ -81,11 +84,7 @@ impl Builder {
 /// Encodes messages (already checked to be consecutive) as records, cut by
 /// `limits`. `cum` is the cumulative byte total before the first message;
 /// returns the records and the total after the last message.
-pub(super) fn encode(
-    msgs: &[MsgProto],
-    mut cum: u64,
-    limits: RecordLimits,
-) -> (Vec<([u8; 8], Vec<u8>)>, u64) {
+pub(super) fn encode(msgs: &[MsgProto], mut cum: u64, limits: RecordLimits) -> (Vec<Encoded>, u64) {
     let mut records = Vec::new();
     let mut current: Option<Builder> = None;
     let mut last_ts = 0;
@@ -313,7 +312,7 @@ mod tests {
     }
 
     /// Every message of encoded records, decoded.
-    fn decode_all(records: &[([u8; 8], Vec<u8>)]) -> Vec<MsgProto> {
+    fn decode_all(records: &[Encoded]) -> Vec<MsgProto> {
         let mut out = Vec::new();
         for (key, value) in records {
             let rec = Record::parse(key, value).unwrap();

@@ -15,6 +15,7 @@
 //! the whole log: records carry cumulative byte totals. Subscriptions live
 //! in [`super::sub_log`]. Only [`super::sled_store`] creates these.
 
+use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
 
 use sled::{Batch, IVec, Tree};
@@ -351,11 +352,13 @@ impl ChannelStore for SledChannel {
             };
             (emptied, None)
         } else {
-            let (key, value) = self
-                .record_at(new_first)?
-                .ok_or_else(|| corrupt("message record", format!("{new_first} missing")))?;
-            let (cum_before, below) =
-                Record::parse(&key, &value)?.cum_before_and_bytes_below(new_first)?;
+            let missing = || corrupt("message record", format!("sequence {new_first} missing"));
+            let (key, value) = self.record_at(new_first)?.ok_or_else(missing)?;
+            let record = Record::parse(&key, &value)?;
+            if !record.contains(new_first) {
+                return Err(missing());
+            }
+            let (cum_before, below) = record.cum_before_and_bytes_below(new_first)?;
             let bytes = log
                 .last_cum
                 .checked_sub(cum_before)
@@ -369,20 +372,22 @@ impl ChannelStore for SledChannel {
             };
             (trimmed, Some(key))
         };
-        let below_kept = match kept_key {
-            Some(key) => self.msgs.range(IVec::from(&seq_key(0)[..])..key),
-            None => self.msgs.range(IVec::from(&seq_key(0)[..])..),
-        };
-        let doomed = below_kept
-            .keys()
-            .collect::<std::result::Result<Vec<IVec>, _>>()?;
-        let mut chunks = doomed.chunks(REMOVE_CHUNK).peekable();
+        // Delete the records below the kept one, oldest first, a chunk per
+        // batch; the last batch (possibly empty of deletions) moves the floor.
+        let upper = kept_key.map_or(Bound::Unbounded, Bound::Excluded);
         loop {
+            let bounds = (Bound::Included(IVec::from(&seq_key(0))), upper.clone());
+            let chunk = self
+                .msgs
+                .range(bounds)
+                .keys()
+                .take(REMOVE_CHUNK)
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let done = chunk.len() < REMOVE_CHUNK;
             let mut batch = Batch::default();
-            for key in chunks.next().unwrap_or_default() {
-                batch.remove(key.clone());
+            for key in chunk {
+                batch.remove(key);
             }
-            let done = chunks.peek().is_none();
             if done {
                 batch.insert(FLOOR_KEY, &floor_value(new_first, log.last)[..]);
             }

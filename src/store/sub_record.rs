@@ -13,6 +13,7 @@
 //! record) ++ SubState ++ varint pending count ++ pending sequences`
 //! (ascending; the first as is, the rest as differences to the previous).
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
 use prost::bytes::Buf;
@@ -184,11 +185,10 @@ fn entry<'a>(
     id: u64,
     load: &mut impl FnMut(u64) -> Result<SubFold>,
 ) -> Result<&'a mut SubFold> {
-    if !folds.contains_key(&id) {
-        let loaded = load(id)?;
-        folds.insert(id, loaded);
-    }
-    Ok(folds.entry(id).or_default())
+    Ok(match folds.entry(id) {
+        Entry::Occupied(entry) => entry.into_mut(),
+        Entry::Vacant(entry) => entry.insert(load(id)?),
+    })
 }
 
 /// Applies one update to the subscriptions in `folds`, loading a

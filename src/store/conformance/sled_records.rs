@@ -131,6 +131,48 @@ fn removal_inside_a_record_survives_reopen() {
     assert_eq!(ch.range(0, 10).unwrap(), msgs(12, 12));
 }
 
+#[test]
+fn removal_of_many_records_goes_in_chunks() {
+    // More records (three messages each) than one removal batch deletes.
+    const N: u64 = 3 * 4_096 + 100;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_sled(dir.path());
+    let ch = store.open_channel("c").unwrap();
+    let all = msgs(1, N);
+    ch.append(&all).unwrap();
+    ch.remove_through(N - 5).unwrap();
+    let want = ChannelState {
+        first: N - 4,
+        last: N,
+        msgs: 5,
+        bytes: size(&all[all.len() - 5..]),
+    };
+    assert_eq!(ch.state(), want);
+    assert_eq!(ch.range(0, 10).unwrap(), &all[all.len() - 5..]);
+    drop(ch);
+    drop(store);
+    let keys = raw_keys(dir.path(), "chan.1.msgs");
+    // Records start at 1, 4, 7, ...: those ending at or after N - 4 stay.
+    let kept: Vec<u64> = (1..=N).step_by(3).filter(|f| f + 2 >= N - 4).collect();
+    assert_eq!(record_firsts(&keys), kept);
+    let store = open_sled(dir.path());
+    let ch = store.open_channel("c").unwrap();
+    assert_eq!(ch.state(), want);
+    ch.remove_through(N).unwrap();
+    drop(ch);
+    drop(store);
+    let store = open_sled(dir.path());
+    let ch = store.open_channel("c").unwrap();
+    let empty = ChannelState {
+        last: N,
+        ..ChannelState::default()
+    };
+    assert_eq!(ch.state(), empty);
+    drop(ch);
+    drop(store);
+    assert_eq!(raw_keys(dir.path(), "chan.1.msgs"), [vec![0]]);
+}
+
 /// A random subscription update on sub IDs 1..=6 and sequences 1..=60.
 fn random_update(rng: &mut StdRng) -> SubUpdate {
     let id = rng.random_range(1..=6);
