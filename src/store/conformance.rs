@@ -32,11 +32,19 @@ pub(super) fn with_memory(test: fn(Factory)) {
     test(&|| store.clone());
 }
 
-/// Runs a test against a sled store in a fresh temporary directory.
+/// Runs a test against a sled store in a fresh temporary directory, with
+/// tiny record limits.
 pub(super) fn with_sled(test: fn(Factory)) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_owned();
     test(&|| Arc::new(open_sled(&path)) as Arc<dyn Store>);
+}
+
+/// Runs a test against a sled store with the production record limits.
+pub(super) fn with_sled_default_limits(test: fn(Factory)) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_owned();
+    test(&|| Arc::new(open_sled_with(&path, Limits::default())) as Arc<dyn Store>);
 }
 
 /// Opens a sled store with a small cache and tiny record limits, so that
@@ -514,6 +522,9 @@ macro_rules! conformance_tests {
         }
         mod sled_store {
             $( #[test] fn $name() { super::with_sled(super::$name) } )*
+        }
+        mod sled_store_default_limits {
+            $( #[test] fn $name() { super::with_sled_default_limits(super::$name) } )*
         }
     };
 }

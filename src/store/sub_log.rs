@@ -165,8 +165,9 @@ impl SubLog {
         let mut live = Vec::new();
         for entry in self.tree.scan_prefix([LOG_PREFIX]) {
             let (_, value) = entry?;
-            if split_slot(&value)?.0 > compacted {
-                live.push((split_slot(&value)?.0, value));
+            let counter = split_slot(&value)?.0;
+            if counter > compacted {
+                live.push((counter, value));
             }
         }
         live.sort_unstable_by_key(|(counter, _)| *counter);
