@@ -27,9 +27,10 @@ const HEADER_LEN: usize = 28;
 /// Record kind named in corruption errors.
 const WHAT: &str = "message record";
 
-/// How `append` cuts a batch into records. Reading one message decodes its
-/// record's length prefixes, so records are kept small; sled also writes a
-/// value over ~128 KB (a quarter of its 512 KB segment) to a file of its own.
+/// How `append` cuts a batch into records. Reading one message walks its
+/// record's length prefixes, so records are kept small; and sled writes any
+/// log entry over a quarter of its 512 KB segment (a record, or a leaf node
+/// of up to 16 records when sled rewrites it) to a blob file of its own.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct RecordLimits {
     /// Most messages in one record.

@@ -59,7 +59,7 @@ pub struct SledStore {
     /// Open channels and the ID counter. The mutex serializes creating and
     /// deleting channels; it is held only for sled calls, never a flush.
     open: Mutex<OpenChannels>,
-    /// How channels cut their records.
+    /// Record and compaction limits handed to every channel.
     limits: Limits,
 }
 
