@@ -11,12 +11,16 @@ use crate::protocol::pb::MsgProto;
 
 /// The form in which a message is stored: delivery flags are per delivery,
 /// not part of the log, so they are cleared before counting and writing.
-pub(super) fn stored_form(msg: &MsgProto) -> MsgProto {
-    MsgProto {
+/// Borrowed when there is nothing to clear (always, from the server).
+pub(super) fn stored_form(msg: &MsgProto) -> Cow<'_, MsgProto> {
+    if !msg.redelivered && msg.redelivery_count == 0 {
+        return Cow::Borrowed(msg);
+    }
+    Cow::Owned(MsgProto {
         redelivered: false,
         redelivery_count: 0,
         ..msg.clone()
-    }
+    })
 }
 
 /// The size a stored message counts for in `ChannelState::bytes`: its

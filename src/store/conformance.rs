@@ -10,6 +10,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use prost::Message;
 
+use super::msg_record::RecordLimits;
+use super::sled_channel::Limits;
+use super::sub_log::CompactLimits;
 use super::{
     ChannelState, ClientInfo, MemoryStore, RecoveredSub, ServerInfo, SledOptions, SledStore, Store,
     StoreError, SubState, SubUpdate,
@@ -18,6 +21,7 @@ use crate::protocol::pb::MsgProto;
 
 mod model;
 mod sled_only;
+mod sled_records;
 
 /// Opens the store under test (again).
 pub(super) type Factory<'a> = &'a dyn Fn() -> Arc<dyn Store>;
@@ -28,16 +32,45 @@ pub(super) fn with_memory(test: fn(Factory)) {
     test(&|| store.clone());
 }
 
-/// Runs a test against a sled store in a fresh temporary directory.
+/// Runs a test against a sled store in a fresh temporary directory, with
+/// tiny record limits.
 pub(super) fn with_sled(test: fn(Factory)) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_owned();
     test(&|| Arc::new(open_sled(&path)) as Arc<dyn Store>);
 }
 
-/// Opens a sled store with a small cache, as tests want.
+/// Runs a test against a sled store with the production record limits.
+pub(super) fn with_sled_default_limits(test: fn(Factory)) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_owned();
+    test(&|| Arc::new(open_sled_with(&path, Limits::default())) as Arc<dyn Store>);
+}
+
+/// Opens a sled store with a small cache and tiny record limits, so that
+/// every test crosses record boundaries and subscription compactions.
 fn open_sled(dir: &std::path::Path) -> SledStore {
-    retry_locked(|| SledStore::open(sled_options(dir)))
+    open_sled_with(dir, tiny_limits())
+}
+
+/// Opens a sled store with a small cache and the given record limits.
+fn open_sled_with(dir: &std::path::Path, limits: Limits) -> SledStore {
+    retry_locked(|| SledStore::open_with(sled_options(dir), limits))
+}
+
+/// Records of at most three messages (or 200 bytes), and a compaction of
+/// the subscription log every three batches (or 300 bytes).
+fn tiny_limits() -> Limits {
+    Limits {
+        records: RecordLimits {
+            msgs: 3,
+            bytes: 200,
+        },
+        compact: CompactLimits {
+            batches: 3,
+            bytes: 300,
+        },
+    }
 }
 
 /// Options for a test store in `dir`.
@@ -103,7 +136,7 @@ fn seqs(msgs: &[MsgProto]) -> Vec<u64> {
 }
 
 /// A subscription record.
-fn sub(id: u64, last_sent: u64) -> SubState {
+pub(super) fn sub(id: u64, last_sent: u64) -> SubState {
     SubState {
         id,
         client_id: format!("c{id}"),
@@ -489,6 +522,9 @@ macro_rules! conformance_tests {
         }
         mod sled_store {
             $( #[test] fn $name() { super::with_sled(super::$name) } )*
+        }
+        mod sled_store_default_limits {
+            $( #[test] fn $name() { super::with_sled_default_limits(super::$name) } )*
         }
     };
 }

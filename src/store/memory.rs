@@ -191,7 +191,7 @@ impl ChannelStore for MemoryChannel {
             }
         }
         for msg in msgs {
-            let stored = stored_form(msg);
+            let stored = stored_form(msg).into_owned();
             log.bytes += counted_size(&stored);
             log.last = stored.sequence;
             log.msgs.push_back(stored);

@@ -7,8 +7,11 @@
 
 mod codec;
 mod memory;
+mod msg_record;
 mod sled_channel;
 mod sled_store;
+mod sub_log;
+mod sub_record;
 
 pub use memory::MemoryStore;
 pub use sled_store::{SledOptions, SledStore};

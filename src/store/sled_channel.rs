@@ -1,37 +1,55 @@
-//! One channel of the sled store: its message tree, subscription tree and
-//! pending tree, plus the in-memory counts that make `state()` O(1).
+//! One channel of the sled store: its message tree and subscription tree,
+//! plus the in-memory counts that make `state()` O(1).
 //!
-//! Message values are `cumulative byte total (u64 BE, including this
-//! message) ++ encoded MsgProto`, so the byte count of the whole log follows
-//! from its first and last entries alone and opening a channel reads two
-//! messages, never the whole log. Only [`super::sled_store`] creates these.
+//! The message tree holds records of consecutive messages keyed by their
+//! first sequence (see [`super::msg_record`]): one `append` writes one
+//! record, or a few when it is large. A lookup reads the record with the
+//! greatest key <= the sequence. Beside the records, the key [`FLOOR_KEY`]
+//! (one zero byte, below every 8-byte record key) holds `first (u64 BE) ++
+//! last (u64 BE)`: the oldest sequence still stored, which may fall inside
+//! the first record after a partial removal, and the newest sequence ever
+//! stored, so that `last` survives an emptied log. A removal updates it in
+//! the same atomic batch as its record deletions.
+//!
+//! Opening a channel reads the floor, the first and the last record, never
+//! the whole log: records carry cumulative byte totals. Subscriptions live
+//! in [`super::sub_log`]. Only [`super::sled_store`] creates these.
 
-use std::collections::BTreeMap;
-use std::convert::Infallible;
+use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
 
-use prost::Message;
-use sled::transaction::{TransactionError, Transactional};
 use sled::{Batch, IVec, Tree};
 
-use super::codec::{be_u64, corrupt, counted_size, decode, len_u64, stored_form};
+use super::codec::{be_u64, corrupt};
+use super::msg_record::{self, seq_key, Record, RecordLimits};
+use super::sub_log::{CompactLimits, SubLog};
 use super::{ChannelState, ChannelStore, RecoveredSub, Result, StoreError, SubUpdate};
 use crate::protocol::pb::MsgProto;
 
-/// How many message keys one `remove_through` batch deletes at most, so that
-/// trimming a huge backlog does not build one enormous batch in memory. Each
-/// chunk removes the oldest keys, so a crash between chunks keeps the log
-/// contiguous.
-const REMOVE_CHUNK: u64 = 4096;
+/// Key of the floor entry in the message tree; sorts before every record.
+const FLOOR_KEY: &[u8] = &[0];
+
+/// How many records one `remove_through` batch deletes at most, so that
+/// trimming a huge backlog does not build one enormous batch in memory.
+/// Each chunk removes the oldest records, so a crash between chunks keeps
+/// the log contiguous; only the last chunk moves the floor.
+const REMOVE_CHUNK: usize = 4096;
+
+/// Tuning of a channel's on-disk records; any values read any store.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Limits {
+    /// How appends are cut into records.
+    pub(super) records: RecordLimits,
+    /// When the subscription log is compacted.
+    pub(super) compact: CompactLimits,
+}
 
 /// The trees of one channel, named from its numeric ID.
 pub(super) struct ChannelTrees {
-    /// Messages: sequence (u64 BE) → cumulative total ++ encoded MsgProto.
+    /// Message records and the floor entry.
     pub(super) msgs: Tree,
-    /// Subscriptions: sub ID (u64 BE) → encoded SubState.
+    /// Subscription snapshots and update log.
     pub(super) subs: Tree,
-    /// Pending: sub ID (u64 BE) ++ sequence (u64 BE) → empty.
-    pub(super) pending: Tree,
 }
 
 /// A channel stored in sled. One instance per open channel name (the store
@@ -41,15 +59,15 @@ pub(super) struct SledChannel {
     name: String,
     /// The numeric ID its trees are named after.
     id: u64,
-    /// The store's `channels` tree, where the "last" floor is persisted.
-    channels: Tree,
-    /// This channel's trees.
-    trees: ChannelTrees,
+    /// Message records and the floor entry.
+    msgs: Tree,
+    /// How appends are cut into records.
+    record_limits: RecordLimits,
     /// Counts of the log; the mutex also serializes appends and removals.
     /// Held across sled writes (in-memory work), never across a flush.
     log: Mutex<LogState>,
-    /// Serializes `apply_subs`, whose deletes read the pending tree first.
-    subs_writer: Mutex<()>,
+    /// The subscriptions (with their own writer lock).
+    subs: SubLog,
     /// False once the channel is deleted. Every tree access holds the read
     /// side, so `delete_channel` (write side) never drops trees mid-use;
     /// sled misbehaves when a dropped tree's handle is used.
@@ -67,117 +85,89 @@ struct LogState {
     msgs: u64,
     /// Stored encoded bytes.
     bytes: u64,
-    /// Cumulative total recorded in the newest stored message (0 for a log
+    /// Cumulative total recorded in the newest stored record (0 for a log
     /// recovered empty; kept when `remove_through` empties the log).
     last_cum: u64,
 }
 
-/// Encodes a sequence as a message key.
-fn seq_key(seq: u64) -> [u8; 8] {
-    seq.to_be_bytes()
-}
-
-/// Two big-endian `u64`s back to back.
-fn two_be(a: u64, b: u64) -> [u8; 16] {
+/// Encodes the floor entry.
+fn floor_value(first: u64, last: u64) -> [u8; 16] {
     let mut out = [0; 16];
-    out[..8].copy_from_slice(&a.to_be_bytes());
-    out[8..].copy_from_slice(&b.to_be_bytes());
+    out[..8].copy_from_slice(&first.to_be_bytes());
+    out[8..].copy_from_slice(&last.to_be_bytes());
     out
 }
 
-/// Encodes a pending key: sub ID then sequence, so a sub's pending
-/// sequences are adjacent and ascending.
-fn pending_key(sub: u64, seq: u64) -> [u8; 16] {
-    two_be(sub, seq)
-}
-
-/// Splits a message value into its cumulative total and encoded message.
-fn split_value(value: &[u8]) -> Result<(u64, &[u8])> {
-    if value.len() < 8 {
-        return Err(corrupt("message", "value shorter than its 8-byte header"));
+/// Reads the floor entry: (first, last).
+fn parse_floor(value: &[u8]) -> Result<(u64, u64)> {
+    if value.len() != 16 {
+        return Err(corrupt(
+            "message floor",
+            format!("expected 16 bytes, found {}", value.len()),
+        ));
     }
-    let (cum, body) = value.split_at(8);
-    Ok((be_u64("message", cum)?, body))
+    Ok((
+        be_u64("message floor", &value[..8])?,
+        be_u64("message floor", &value[8..])?,
+    ))
 }
 
-/// Decodes a stored message value.
-fn decode_msg(value: &[u8]) -> Result<MsgProto> {
-    decode("message", split_value(value)?.1)
+/// Builds the channels-tree value: the channel ID.
+pub(super) fn channel_entry(id: u64) -> [u8; 8] {
+    id.to_be_bytes()
 }
 
-/// Builds the channels-tree value: channel ID, then the "last" floor.
-pub(super) fn channel_entry(id: u64, floor: u64) -> [u8; 16] {
-    two_be(id, floor)
-}
-
-/// Reads a channels-tree value: (channel ID, "last" floor).
-pub(super) fn parse_channel_entry(value: &[u8]) -> Result<(u64, u64)> {
-    match value.len() {
-        16 => Ok((
-            be_u64("channel entry", &value[..8])?,
-            be_u64("channel entry", &value[8..])?,
-        )),
-        n => Err(corrupt(
-            "channel entry",
-            format!("expected 16 bytes, found {n}"),
-        )),
-    }
-}
-
-/// Maps a transaction outcome (which never aborts) to a store result.
-fn tx_result(res: std::result::Result<(), TransactionError<Infallible>>) -> Result<()> {
-    match res {
-        Ok(()) => Ok(()),
-        Err(TransactionError::Storage(e)) => Err(e.into()),
-        Err(TransactionError::Abort(never)) => match never {},
-    }
+/// Reads a channels-tree value: the channel ID.
+pub(super) fn parse_channel_entry(value: &[u8]) -> Result<u64> {
+    be_u64("channel entry", value)
 }
 
 impl SledChannel {
     /// Opens a channel over existing (possibly empty) trees, recovering its
-    /// counts from the first and last message and the persisted floor.
+    /// counts from the floor entry and the first and last records.
     ///
     /// # Errors
     ///
     /// `Corrupt` if keys or values are malformed; `Sled` on I/O failure.
-    pub(super) fn open(
-        name: &str,
-        id: u64,
-        floor: u64,
-        channels: Tree,
-        trees: ChannelTrees,
-    ) -> Result<Self> {
+    pub(super) fn open(name: &str, id: u64, trees: ChannelTrees, limits: Limits) -> Result<Self> {
+        let (floor_first, floor_last) = match trees.msgs.get(FLOOR_KEY)? {
+            Some(v) => parse_floor(&v)?,
+            None => (0, 0),
+        };
         let mut log = LogState {
-            last: floor,
+            last: floor_last,
             ..LogState::default()
         };
-        if let (Some((fk, fv)), Some((lk, lv))) = (trees.msgs.first()?, trees.msgs.last()?) {
-            let first = be_u64("message key", &fk)?;
-            let last = be_u64("message key", &lk)?;
-            let (first_cum, first_body) = split_value(&fv)?;
-            let (last_cum, _) = split_value(&lv)?;
-            let bytes = last_cum
-                .checked_sub(first_cum)
-                .and_then(|b| b.checked_add(len_u64(first_body.len())))
-                .ok_or_else(|| corrupt("message", "cumulative totals decrease"))?;
-            if last < first || first == 0 {
-                return Err(corrupt("message key", "sequences out of order"));
+        let first_entry = trees.msgs.range(seq_key(0)..).next().transpose()?;
+        let last_entry = trees.msgs.last()?.filter(|(k, _)| k.len() == 8);
+        if let (Some((fk, fv)), Some((lk, lv))) = (first_entry, last_entry) {
+            let front = Record::parse(&fk, &fv)?;
+            let back = Record::parse(&lk, &lv)?;
+            let first = front.first_seq.max(floor_first);
+            if !front.contains(first) || back.last_seq() < first {
+                return Err(corrupt("message floor", "floor past the first record"));
             }
+            let (cum_before, below) = front.cum_before_and_bytes_below(first)?;
+            let bytes = back
+                .cum
+                .checked_sub(cum_before)
+                .and_then(|b| b.checked_sub(below))
+                .ok_or_else(|| corrupt("message record", "cumulative totals decrease"))?;
             log = LogState {
                 first,
-                last: last.max(floor),
-                msgs: last - first + 1,
+                last: back.last_seq().max(floor_last),
+                msgs: back.last_seq() - first + 1,
                 bytes,
-                last_cum,
+                last_cum: back.cum,
             };
         }
         Ok(Self {
             name: name.to_owned(),
             id,
-            channels,
-            trees,
+            msgs: trees.msgs,
+            record_limits: limits.records,
             log: Mutex::new(log),
-            subs_writer: Mutex::new(()),
+            subs: SubLog::new(trees.subs, limits.compact),
             alive: RwLock::new(true),
         })
     }
@@ -210,22 +200,12 @@ impl SledChannel {
         self.log.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Recomputes the counts after the log's front moved to `first`.
-    fn refresh_front(&self, log: &mut LogState, first: u64) -> Result<()> {
-        let value = self
-            .trees
-            .msgs
-            .get(seq_key(first))?
-            .ok_or_else(|| corrupt("message", format!("sequence {first} missing from log")))?;
-        let (cum, body) = split_value(&value)?;
-        log.bytes = log
-            .last_cum
-            .checked_sub(cum)
-            .and_then(|b| b.checked_add(len_u64(body.len())))
-            .ok_or_else(|| corrupt("message", "cumulative totals decrease"))?;
-        log.first = first;
-        log.msgs = log.last - first + 1;
-        Ok(())
+    /// The record holding `seq`, as (key, value), if any.
+    fn record_at(&self, seq: u64) -> Result<Option<(IVec, IVec)>> {
+        match self.msgs.range(..=seq_key(seq)).next_back().transpose()? {
+            Some((key, value)) if key.len() == 8 => Ok(Some((key, value))),
+            _ => Ok(None),
+        }
     }
 }
 
@@ -247,58 +227,73 @@ impl ChannelStore for SledChannel {
     fn append(&self, msgs: &[MsgProto]) -> Result<()> {
         let _alive = self.alive()?;
         let mut log = self.log();
-        let mut next = *log;
-        let mut batch = Batch::default();
-        for msg in msgs {
-            let expected = next.last.saturating_add(1);
+        for (expected, msg) in (log.last.saturating_add(1)..).zip(msgs) {
             if msg.sequence != expected {
                 return Err(StoreError::OutOfOrder {
                     channel: self.name.clone(),
-                    last: next.last,
+                    last: expected - 1,
                     got: msg.sequence,
                 });
             }
-            let stored = stored_form(msg);
-            let size = counted_size(&stored);
-            next.last_cum = next.last_cum.saturating_add(size);
-            let mut value = Vec::with_capacity(8 + stored.encoded_len());
-            value.extend_from_slice(&next.last_cum.to_be_bytes());
-            stored.encode_raw(&mut value);
-            batch.insert(&seq_key(expected)[..], value);
-            if next.msgs == 0 {
-                next.first = expected;
-            }
-            next.last = expected;
-            next.msgs += 1;
-            next.bytes = next.bytes.saturating_add(size);
         }
-        if msgs.is_empty() {
+        let (Some(head), Some(tail)) = (msgs.first(), msgs.last()) else {
             return Ok(());
+        };
+        let (mut records, cum) = msg_record::encode(msgs, log.last_cum, self.record_limits);
+        if records.len() == 1 {
+            let (key, value) = records.swap_remove(0);
+            self.msgs.insert(key, value)?;
+        } else {
+            let mut batch = Batch::default();
+            for (key, value) in records {
+                batch.insert(&key[..], value);
+            }
+            self.msgs.apply_batch(batch)?;
         }
-        self.trees.msgs.apply_batch(batch)?;
-        *log = next;
+        if log.msgs == 0 {
+            log.first = head.sequence;
+        }
+        log.last = tail.sequence;
+        log.msgs = log.last - log.first + 1;
+        log.bytes = log.bytes.saturating_add(cum - log.last_cum);
+        log.last_cum = cum;
         Ok(())
     }
 
     fn get(&self, seq: u64) -> Result<Option<MsgProto>> {
         let _alive = self.alive()?;
-        match self.trees.msgs.get(seq_key(seq))? {
-            Some(value) => Ok(Some(decode_msg(&value)?)),
+        let log = *self.log();
+        if log.msgs == 0 || seq < log.first || seq > log.last {
+            return Ok(None);
+        }
+        match self.record_at(seq)? {
+            Some((key, value)) => Record::parse(&key, &value)?.get(seq),
             None => Ok(None),
         }
     }
 
     fn range(&self, from: u64, max: usize) -> Result<Vec<MsgProto>> {
         let _alive = self.alive()?;
+        let log = *self.log();
+        let from = from.max(log.first);
         let mut out = Vec::new();
-        if max == 0 {
+        if max == 0 || log.msgs == 0 || from > log.last {
             return Ok(out);
         }
-        for entry in self.trees.msgs.range(seq_key(from)..) {
-            let (_, value) = entry?;
-            out.push(decode_msg(&value)?);
-            if out.len() == max {
-                break;
+        let start = match self.record_at(from)? {
+            Some((key, _)) => key,
+            None => IVec::from(&seq_key(from)),
+        };
+        for entry in self.msgs.range(start..) {
+            let (key, value) = entry?;
+            for entry in Record::parse(&key, &value)?.entries() {
+                let (seq, bytes) = entry?;
+                if seq >= from {
+                    out.push(msg_record::decode_entry(bytes)?);
+                    if out.len() == max {
+                        return Ok(out);
+                    }
+                }
             }
         }
         Ok(out)
@@ -312,20 +307,27 @@ impl ChannelStore for SledChannel {
         if msgs == 0 {
             return Ok(None);
         }
-        // Smallest sequence in [first, last] whose timestamp is >= the target;
-        // timestamps are non-decreasing along the log. A probe that finds no
-        // message (removed meanwhile) counts as "too early".
+        // Timestamps are non-decreasing along the log. Invariant: stored
+        // sequences below `lo` are too early, those from `hi` on are not.
+        // Each probe reads one record and moves a bound past all of it; a
+        // probe that finds no record (removed meanwhile) counts as early.
         let (mut lo, mut hi) = (first, last.saturating_add(1));
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            let early = match self.trees.msgs.get(seq_key(mid))? {
-                Some(value) => decode_msg(&value)?.timestamp < timestamp,
-                None => true,
-            };
-            if early {
+            let Some((key, value)) = self.record_at(mid)? else {
                 lo = mid + 1;
+                continue;
+            };
+            let record = Record::parse(&key, &value)?;
+            if !record.contains(mid) {
+                lo = mid + 1;
+            } else if record.last_ts < timestamp {
+                lo = record.last_seq() + 1;
+            } else if record.first_ts >= timestamp {
+                hi = record.first_seq.max(lo);
             } else {
-                hi = mid;
+                // The record straddles the timestamp: the answer is in it.
+                return Ok(record.first_at_or_after(timestamp)?.map(|s| s.max(lo)));
             }
         }
         Ok((lo <= last).then_some(lo))
@@ -338,142 +340,73 @@ impl ChannelStore for SledChannel {
             return Ok(());
         }
         let end = seq.min(log.last);
-        let emptying = end == log.last;
-        if emptying {
-            // Persist `last` before the log empties so that a restart never
-            // reuses sequences (the newest key is about to disappear).
-            self.channels
-                .insert(self.name.as_bytes(), &channel_entry(self.id, log.last)[..])?;
-        }
-        let mut start = log.first;
-        while start <= end {
-            let chunk_end = end.min(start.saturating_add(REMOVE_CHUNK - 1));
-            let mut batch = Batch::default();
-            for s in start..=chunk_end {
-                batch.remove(&seq_key(s)[..]);
-            }
-            self.trees.msgs.apply_batch(batch)?;
-            if chunk_end == u64::MAX {
-                break;
-            }
-            start = chunk_end + 1;
-        }
-        if emptying {
-            // `last_cum` carries on, so cumulative totals never go backwards
-            // within a process even across an empty log.
-            *log = LogState {
+        let new_first = end.saturating_add(1);
+        // The counts afterwards, and the first record that survives.
+        let (next, kept_key) = if end == log.last {
+            // `last_cum` carries on, so cumulative totals never go
+            // backwards within a process even across an empty log.
+            let emptied = LogState {
                 last: log.last,
                 last_cum: log.last_cum,
                 ..LogState::default()
             };
-            Ok(())
+            (emptied, None)
         } else {
-            self.refresh_front(&mut log, end + 1)
+            let missing = || corrupt("message record", format!("sequence {new_first} missing"));
+            let (key, value) = self.record_at(new_first)?.ok_or_else(missing)?;
+            let record = Record::parse(&key, &value)?;
+            if !record.contains(new_first) {
+                return Err(missing());
+            }
+            let (cum_before, below) = record.cum_before_and_bytes_below(new_first)?;
+            let bytes = log
+                .last_cum
+                .checked_sub(cum_before)
+                .and_then(|b| b.checked_sub(below))
+                .ok_or_else(|| corrupt("message record", "cumulative totals decrease"))?;
+            let trimmed = LogState {
+                first: new_first,
+                msgs: log.last - new_first + 1,
+                bytes,
+                ..*log
+            };
+            (trimmed, Some(key))
+        };
+        // Delete the records below the kept one, oldest first, a chunk per
+        // batch; the last batch (possibly empty of deletions) moves the floor.
+        let upper = kept_key.map_or(Bound::Unbounded, Bound::Excluded);
+        loop {
+            let bounds = (Bound::Included(IVec::from(&seq_key(0))), upper.clone());
+            let chunk = self
+                .msgs
+                .range(bounds)
+                .keys()
+                .take(REMOVE_CHUNK)
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let done = chunk.len() < REMOVE_CHUNK;
+            let mut batch = Batch::default();
+            for key in chunk {
+                batch.remove(key);
+            }
+            if done {
+                batch.insert(FLOOR_KEY, &floor_value(new_first, log.last)[..]);
+            }
+            self.msgs.apply_batch(batch)?;
+            if done {
+                break;
+            }
         }
+        *log = next;
+        Ok(())
     }
 
     fn subs(&self) -> Result<Vec<RecoveredSub>> {
         let _alive = self.alive()?;
-        let mut subs = BTreeMap::new();
-        for entry in self.trees.subs.iter() {
-            let (key, value) = entry?;
-            let id = be_u64("subscription key", &key)?;
-            let state = decode("subscription", &value)?;
-            subs.insert(
-                id,
-                RecoveredSub {
-                    state,
-                    pending: Vec::new(),
-                },
-            );
-        }
-        for key in self.trees.pending.iter().keys() {
-            let key = key?;
-            if key.len() != 16 {
-                return Err(corrupt(
-                    "pending key",
-                    format!("expected 16 bytes, found {}", key.len()),
-                ));
-            }
-            let sub = be_u64("pending key", &key[..8])?;
-            let seq = be_u64("pending key", &key[8..])?;
-            // Pending entries of an unrecorded sub are not reported (as in
-            // the memory store); `Delete` removes them.
-            if let Some(recovered) = subs.get_mut(&sub) {
-                recovered.pending.push(seq);
-            }
-        }
-        Ok(subs.into_values().collect())
+        self.subs.subs()
     }
 
     fn apply_subs(&self, updates: &[SubUpdate]) -> Result<()> {
         let _alive = self.alive()?;
-        let _writer = self
-            .subs_writer
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        // Fold the updates, in order, into the final write per key.
-        let mut sub_writes: BTreeMap<u64, Option<Vec<u8>>> = BTreeMap::new();
-        let mut pending_writes: BTreeMap<[u8; 16], bool> = BTreeMap::new();
-        for update in updates {
-            match update {
-                SubUpdate::Put(state) => {
-                    sub_writes.insert(state.id, Some(state.encode_to_vec()));
-                }
-                SubUpdate::Delete(id) => {
-                    sub_writes.insert(*id, None);
-                    for key in self.trees.pending.scan_prefix(id.to_be_bytes()).keys() {
-                        let key = key?;
-                        let key: [u8; 16] = key.as_ref().try_into().map_err(|_| {
-                            corrupt(
-                                "pending key",
-                                format!("expected 16 bytes, found {}", key.len()),
-                            )
-                        })?;
-                        pending_writes.insert(key, false);
-                    }
-                    for (_, add) in
-                        pending_writes.range_mut(pending_key(*id, 0)..=pending_key(*id, u64::MAX))
-                    {
-                        *add = false;
-                    }
-                }
-                SubUpdate::AddPending { sub, seq } => {
-                    pending_writes.insert(pending_key(*sub, *seq), true);
-                }
-                SubUpdate::RemovePending { sub, seq } => {
-                    pending_writes.insert(pending_key(*sub, *seq), false);
-                }
-            }
-        }
-        let mut sub_batch = Batch::default();
-        for (id, value) in &sub_writes {
-            match value {
-                Some(value) => sub_batch.insert(&id.to_be_bytes()[..], value.as_slice()),
-                None => sub_batch.remove(&id.to_be_bytes()[..]),
-            }
-        }
-        let mut pending_batch = Batch::default();
-        for (key, add) in &pending_writes {
-            if *add {
-                pending_batch.insert(&key[..], &[][..]);
-            } else {
-                pending_batch.remove(&key[..]);
-            }
-        }
-        match (sub_writes.is_empty(), pending_writes.is_empty()) {
-            (true, true) => Ok(()),
-            (false, true) => Ok(self.trees.subs.apply_batch(sub_batch)?),
-            (true, false) => Ok(self.trees.pending.apply_batch(pending_batch)?),
-            // Both trees change: one transaction, so a crash never leaves a
-            // record without its pending set (a lost redelivery) or the reverse.
-            (false, false) => tx_result((&self.trees.subs, &self.trees.pending).transaction(
-                |(subs, pending)| {
-                    subs.apply_batch(&sub_batch)?;
-                    pending.apply_batch(&pending_batch)?;
-                    Ok(())
-                },
-            )),
-        }
+        self.subs.apply(updates)
     }
 }

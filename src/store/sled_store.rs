@@ -1,14 +1,12 @@
 //! The durable store, in one sled `Db`.
 //!
 //! Trees: `meta` (format version, server info, next channel ID), `clients`
-//! (client ID → encoded ClientInfo), `channels` (name → channel ID u64 BE ++
-//! "last" floor u64 BE), and per channel `chan.<id>.msgs`, `chan.<id>.subs`,
-//! `chan.<id>.pending` (see [`super::sled_channel`]). Tree names come from
-//! numeric IDs, which are never reused, so any name is allowed and a deleted
-//! channel's leftovers can never leak into a new channel of the same name.
-//!
-//! The "last" floor records the newest sequence when `remove_through`
-//! empties a log, so `last` survives an empty log and a restart.
+//! (client ID → encoded ClientInfo), `channels` (name → channel ID u64 BE),
+//! and per channel `chan.<id>.msgs` (message records, see
+//! [`super::sled_channel`]) and `chan.<id>.subs` (subscriptions, see
+//! [`super::sub_log`]). Tree names come from numeric IDs, which are never
+//! reused, so any name is allowed and a deleted channel's leftovers can
+//! never leak into a new channel of the same name.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -18,12 +16,14 @@ use prost::Message;
 use sled::Tree;
 
 use super::codec::{be_u64, corrupt, decode};
-use super::sled_channel::{channel_entry, parse_channel_entry, ChannelTrees, SledChannel};
+use super::sled_channel::{channel_entry, parse_channel_entry, ChannelTrees, Limits, SledChannel};
 use super::{ChannelStore, ClientInfo, Result, ServerInfo, Store};
 
 /// Version of the on-disk layout described in this file's header; a store
 /// written with another version is refused rather than misread.
-const FORMAT_VERSION: u32 = 1;
+/// Version 2: messages in multi-message records, subscriptions as
+/// snapshots plus an update log.
+const FORMAT_VERSION: u32 = 2;
 /// `meta` key of the layout version (u32 BE).
 const META_FORMAT_VERSION: &[u8] = b"format_version";
 /// `meta` key of the encoded ServerInfo.
@@ -32,6 +32,8 @@ const META_SERVER_INFO: &[u8] = b"server_info";
 const META_NEXT_CHANNEL_ID: &[u8] = b"next_channel_id";
 /// Prefix of every per-channel tree name.
 const CHANNEL_TREE_PREFIX: &str = "chan.";
+/// The kinds of per-channel trees (the last part of their names).
+const TREE_KINDS: [&str; 2] = ["msgs", "subs"];
 
 /// Where and how to open the sled store.
 #[derive(Debug, Clone)]
@@ -52,11 +54,13 @@ pub struct SledStore {
     meta: Tree,
     /// Client ID → encoded ClientInfo.
     clients: Tree,
-    /// Channel name → channel ID ++ "last" floor.
+    /// Channel name → channel ID.
     channels: Tree,
     /// Open channels and the ID counter. The mutex serializes creating and
     /// deleting channels; it is held only for sled calls, never a flush.
     open: Mutex<OpenChannels>,
+    /// Record and compaction limits handed to every channel.
+    limits: Limits,
 }
 
 /// The channels handed out so far, so that opening a name again returns the
@@ -91,6 +95,12 @@ impl SledStore {
     /// opened by another process); `Corrupt` if its records are malformed or
     /// its format version is unknown.
     pub fn open(opts: SledOptions) -> Result<Self> {
+        Self::open_with(opts, Limits::default())
+    }
+
+    /// [`Self::open`] with record limits other than the defaults (tests use
+    /// tiny ones so that every test crosses record and compaction limits).
+    pub(super) fn open_with(opts: SledOptions, limits: Limits) -> Result<Self> {
         let db = sled::Config::new()
             .path(&opts.dir)
             .cache_capacity(opts.cache_capacity)
@@ -119,7 +129,7 @@ impl SledStore {
         };
         for entry in channels.iter() {
             let (_, value) = entry?;
-            let (id, _) = parse_channel_entry(&value)?;
+            let id = parse_channel_entry(&value)?;
             live.insert(id);
             next_id = next_id.max(id.saturating_add(1));
         }
@@ -138,6 +148,7 @@ impl SledStore {
                 by_name: HashMap::new(),
                 next_id,
             }),
+            limits,
         })
     }
 
@@ -147,9 +158,9 @@ impl SledStore {
         self.open.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Drops a channel's three trees.
+    /// Drops a channel's trees.
     fn drop_trees(&self, id: u64) -> Result<()> {
-        for kind in ["msgs", "subs", "pending"] {
+        for kind in TREE_KINDS {
             self.db.drop_tree(tree_name(id, kind))?;
         }
         Ok(())
@@ -204,7 +215,7 @@ impl Store for SledStore {
         if let Some(channel) = open.by_name.get(name) {
             return Ok(channel.clone());
         }
-        let (id, floor) = match self.channels.get(name.as_bytes())? {
+        let id = match self.channels.get(name.as_bytes())? {
             Some(v) => parse_channel_entry(&v)?,
             None => {
                 let id = open.next_id;
@@ -213,23 +224,16 @@ impl Store for SledStore {
                 self.meta
                     .insert(META_NEXT_CHANNEL_ID, &next.to_be_bytes()[..])?;
                 self.channels
-                    .insert(name.as_bytes(), &channel_entry(id, 0)[..])?;
+                    .insert(name.as_bytes(), &channel_entry(id)[..])?;
                 open.next_id = next;
-                (id, 0)
+                id
             }
         };
         let trees = ChannelTrees {
             msgs: self.db.open_tree(tree_name(id, "msgs"))?,
             subs: self.db.open_tree(tree_name(id, "subs"))?,
-            pending: self.db.open_tree(tree_name(id, "pending"))?,
         };
-        let channel = Arc::new(SledChannel::open(
-            name,
-            id,
-            floor,
-            self.channels.clone(),
-            trees,
-        )?);
+        let channel = Arc::new(SledChannel::open(name, id, trees, self.limits)?);
         open.by_name.insert(name.to_owned(), channel.clone());
         Ok(channel)
     }
@@ -242,7 +246,7 @@ impl Store for SledStore {
                 channel.id()
             }
             None => match self.channels.get(name.as_bytes())? {
-                Some(v) => parse_channel_entry(&v)?.0,
+                Some(v) => parse_channel_entry(&v)?,
                 None => return Ok(()),
             },
         };

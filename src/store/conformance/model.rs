@@ -8,7 +8,7 @@ use std::sync::Arc;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::{client, msg, open_sled, sub};
+use super::{client, msg, open_sled, retry_locked, sub};
 use crate::store::{MemoryStore, ServerInfo, SledStore, Store, SubUpdate};
 
 /// Channel names the operations pick from (one with dots, as NATS allows).
@@ -205,6 +205,29 @@ fn run(seed: u64) {
         .map(|name| pair.model.open_channel(name).unwrap().state().last)
         .sum();
     assert!(stored > 100, "only {stored} messages appended");
+    // The tiny record limits were crossed: some channel folded its
+    // subscription log into snapshots, and appends were cut into records.
+    pair.sled = None;
+    let db = retry_locked(|| sled::open(pair.dir.path()));
+    let mut folded = 0;
+    let mut cut_appends = false;
+    for name in db.tree_names() {
+        let tree = db.open_tree(&name).unwrap();
+        if name.ends_with(b".subs") {
+            if let Some(v) = tree.get(b"C").unwrap() {
+                folded += u64::from_be_bytes(v[..].try_into().unwrap());
+            }
+        } else if name.ends_with(b".msgs") {
+            cut_appends |= tree
+                .iter()
+                .keys()
+                .filter(|k| k.as_ref().unwrap().len() == 8)
+                .count()
+                > 2;
+        }
+    }
+    assert!(folded > 10, "only {folded} batches folded");
+    assert!(cut_appends);
 }
 
 #[test]

@@ -5,8 +5,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::{msg, open_sled, retry_locked, size, sled_options, sub};
+use super::{msg, open_sled, open_sled_with, retry_locked, size, sled_options, sub};
 use crate::protocol::pb::MsgProto;
+use crate::store::sled_channel::Limits;
 use crate::store::{ChannelState, SledStore, Store, StoreError, SubUpdate};
 
 /// Garbage that prost refuses (wire type 7 does not exist).
@@ -37,15 +38,23 @@ fn assert_corrupt<T>(res: crate::store::Result<T>) {
     }
 }
 
-/// A store in `dir` with channel "c" (ID 1) holding messages 1..=3 and sub 1.
+/// A store in `dir` with channel "c" (ID 1) holding messages 1..=3 (one
+/// record each) and sub 1 (in the subscription log, not compacted).
 fn seed(dir: &Path) {
     let store = open_sled(dir);
     let ch = store.open_channel("c").unwrap();
-    ch.append(&[msg(1, 1, "a"), msg(2, 2, "b"), msg(3, 3, "c")])
-        .unwrap();
+    for (seq, data) in [(1, "a"), (2, "b"), (3, "c")] {
+        ch.append(&[msg(seq, i64::try_from(seq).unwrap(), data)])
+            .unwrap();
+    }
     ch.apply_subs(&[SubUpdate::Put(sub(1, 3))]).unwrap();
     store.flush().unwrap();
 }
+
+/// The key of sub 1's snapshot in the subscription tree.
+const SUB_1_SNAPSHOT: &[u8] = b"S\0\0\0\0\0\0\0\x01";
+/// The key of the first subscription log slot (batch 256, 512, ...).
+const LOG_SLOT_0: &[u8] = b"L\0\0\0\0";
 
 #[test]
 fn corrupt_records_are_errors() {
@@ -55,7 +64,7 @@ fn corrupt_records_are_errors() {
     poke(dir, "clients", b"bad", GARBAGE);
     poke(dir, "meta", b"server_info", GARBAGE);
     poke(dir, "chan.1.msgs", &2u64.to_be_bytes(), b"\0\0\0");
-    poke(dir, "chan.1.subs", &1u64.to_be_bytes(), GARBAGE);
+    poke(dir, "chan.1.subs", SUB_1_SNAPSHOT, GARBAGE);
     let store = open_sled(dir);
     assert_corrupt(store.clients());
     assert_corrupt(store.server_info());
@@ -66,9 +75,22 @@ fn corrupt_records_are_errors() {
     assert_eq!(ch.get(3).unwrap().map(|m| m.sequence), Some(3));
     drop((ch, store));
 
-    // A malformed pending key.
+    // A sound snapshot (no record, pending 5), but a truncated batch 256
+    // (live: its counter is above the compacted one, 0).
+    poke(dir, "chan.1.subs", SUB_1_SNAPSHOT, b"\0\x01\x05");
+    poke(
+        dir,
+        "chan.1.subs",
+        LOG_SLOT_0,
+        b"\0\0\0\0\0\0\x01\0\x03\x01",
+    );
+    let store = open_sled(dir);
+    assert_corrupt(store.open_channel("c").unwrap().subs());
+    drop(store);
+
+    // A key the subscription layout does not know.
+    poke(dir, "chan.1.subs", LOG_SLOT_0, b"\0\0\0\0\0\0\0\0");
     poke(dir, "chan.1.subs", &1u64.to_be_bytes(), b"");
-    poke(dir, "chan.1.pending", b"short", b"");
     let store = open_sled(dir);
     assert_corrupt(store.open_channel("c").unwrap().subs());
     drop(store);
@@ -131,7 +153,7 @@ fn big_msg(seq: u64) -> MsgProto {
 fn big_channel_reopens_fast() {
     const N: u64 = 100_000;
     let dir = tempfile::tempdir().unwrap();
-    let store = open_sled(dir.path());
+    let store = open_sled_with(dir.path(), Limits::default());
     let ch = store.open_channel("big").unwrap();
     let mut bytes = 0;
     for start in (1..=N).step_by(5_000) {
@@ -152,13 +174,13 @@ fn big_channel_reopens_fast() {
     drop((ch, store));
 
     let started = Instant::now();
-    let store = open_sled(dir.path());
+    let store = open_sled_with(dir.path(), Limits::default());
     let store_opened = Instant::now();
     let ch = store.open_channel("big").unwrap();
     let channel_open = store_opened.elapsed();
     let total = started.elapsed();
     assert_eq!(ch.state(), want);
-    // Opening the channel reads two messages; the rest is sled's own recovery.
+    // Opening the channel reads two records; the rest is sled's own recovery.
     assert!(
         channel_open < Duration::from_millis(100),
         "{channel_open:?}"
