@@ -516,3 +516,48 @@ mod c {
         .await
     }
 }
+
+/// node-nats-streaming only: the connection-lost callback of a client whose
+/// server-side record is gone, found through its own pings.
+mod node_pings {
+    use super::*;
+    use prost::Message as _;
+
+    #[tokio::test]
+    async fn ping_of_a_forgotten_client_reports_connection_lost() {
+        bounded(async {
+            let env = Env::start(Client::Node).await;
+            let url = env.nats.url();
+            let script =
+                tokio::spawn(async move { run(Client::Node, &url, "ping_lost", None).await });
+            // Once the client is connected, the server forgets it.
+            tokio::time::timeout(common::WAIT, async {
+                while !env
+                    .stan
+                    .proc
+                    .output()
+                    .contains("client connected client=node-pinglost")
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+            .await
+            .expect("the node client connects");
+            let nc = env.nats.client().await;
+            let close = stanchion::protocol::pb::CloseRequest {
+                client_id: "node-pinglost".into(),
+            };
+            let reply = nc
+                .request("_STAN.close.test-cluster", close.encode_to_vec().into())
+                .await
+                .unwrap();
+            assert!(reply.payload.is_empty(), "close accepted");
+            let v = script.await.unwrap();
+            assert_eq!(
+                v.get("connection_lost").as_str(),
+                Some(stanchion::protocol::errors::CLIENT_REPLACED)
+            );
+        })
+        .await
+    }
+}

@@ -312,6 +312,19 @@ async function pings () {
   return { ping_interval_ms: sc.stanPingInterval, max_outstanding: maxOut }
 }
 
+/**
+ * Client pings every 1 s; the Rust test then makes the server forget this
+ * client (a CloseRequest for its ID sent by someone else). The next PING is
+ * answered "client has been replaced or is no longer registered" and the
+ * client reports connection_lost with that text.
+ */
+async function pingLost () {
+  const sc = await L.connect(NATS_URL, CLUSTER_ID, clientId('pinglost'), { stanPingInterval: 1000, stanMaxPingOut: 3 })
+  const lost = new Promise((resolve) => sc.on('connection_lost', (err) => resolve(L.errText(err))))
+  const text = await L.withTimeout(lost, 4 * WAIT_MS, 'ping_lost: waiting for connection_lost')
+  return { connection_lost: text }
+}
+
 /** Connect then close (smoke test; also what a bare nats-server rejects with a connect timeout). */
 async function connectClose () {
   const sc = await connect('cc')
@@ -335,7 +348,8 @@ const SCENARIOS = {
   publish_error: publishError,
   max_inflight: maxInflight,
   durable_unsubscribe: durableUnsubscribe,
-  pings
+  pings,
+  ping_lost: pingLost
 }
 
 /**
