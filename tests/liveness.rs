@@ -26,16 +26,6 @@ async fn setup(args: &[&str]) -> (Nats, Stanchion, tempfile::TempDir) {
     (nats, stan, dir)
 }
 
-async fn wait_for_log(stan: &Stanchion, needle: &str) {
-    tokio::time::timeout(WAIT, async {
-        while !stan.proc.output().contains(needle) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("stanchion never logged {needle:?}:\n{}", stan.proc.output()));
-}
-
 async fn raw_request<R: prost::Message + Default>(
     nc: &async_nats::Client,
     subject: &str,
@@ -74,16 +64,14 @@ async fn a_client_that_stops_answering_heartbeats_is_closed() {
     assert!(!stan_proc.proc.output().contains("timed out on heartbeats"));
 
     hung.set_heartbeat_replies(false);
-    wait_for_log(
-        &stan_proc,
-        "client timed out on heartbeats; closing it client=hung",
-    )
-    .await;
-    wait_for_log(
-        &stan_proc,
-        "closing client: timed out on heartbeats client=hung",
-    )
-    .await;
+    stan_proc
+        .proc
+        .wait_for_output("client timed out on heartbeats; closing it client=hung")
+        .await;
+    stan_proc
+        .proc
+        .wait_for_output("closing client: timed out on heartbeats client=hung")
+        .await;
     // Its connection ID is no longer valid.
     let err = hung.publish("foo", "x").await.unwrap_err();
     assert_eq!(err.to_string(), errors::INVALID_PUB_REQ);
@@ -129,7 +117,10 @@ async fn a_failing_client_gets_no_redeliveries_and_no_queue_messages_until_it_an
     let mut q_fine = queue(&fine).await;
 
     slow.set_heartbeat_replies(false);
-    wait_for_log(&stan_proc, "client missed a heartbeat").await;
+    stan_proc
+        .proc
+        .wait_for_output("client missed a heartbeat")
+        .await;
     // While failing: its plain subscription is not redelivered to (AckWait is 1 s)...
     assert_quiet(&mut plain, Duration::from_millis(1800)).await;
     // ...and queue messages all go to the live member.
@@ -141,7 +132,10 @@ async fn a_failing_client_gets_no_redeliveries_and_no_queue_messages_until_it_an
 
     // Answering again brings it fully back: the held redelivery arrives.
     slow.set_heartbeat_replies(true);
-    wait_for_log(&stan_proc, "client answers heartbeats again").await;
+    stan_proc
+        .proc
+        .wait_for_output("client answers heartbeats again")
+        .await;
     let m = next_msg(&mut plain).await;
     assert_eq!((m.sequence(), m.redelivered()), (1, true));
     m.ack().await.unwrap();
@@ -226,11 +220,10 @@ async fn duplicate_client_ids_probe_the_old_client() {
         started.elapsed() >= Duration::from_millis(450),
         "the probe waits 500 ms"
     );
-    wait_for_log(
-        &stan_proc,
-        "replacing a client that does not answer heartbeats client=dup",
-    )
-    .await;
+    stan_proc
+        .proc
+        .wait_for_output("replacing a client that does not answer heartbeats client=dup")
+        .await;
     // The old connection ID is invalid for publish and ping.
     assert_eq!(
         old.publish("foo", "x").await.unwrap_err().to_string(),
@@ -304,11 +297,10 @@ async fn a_crashed_client_is_dropped_and_its_durable_resumed_by_a_new_process() 
         p.publish("sync", "x").await.unwrap();
         crashed.nats().clone().drain().await.ok();
     }
-    wait_for_log(
-        &stan_proc,
-        "closing client: timed out on heartbeats client=worker",
-    )
-    .await;
+    stan_proc
+        .proc
+        .wait_for_output("closing client: timed out on heartbeats client=worker")
+        .await;
     let worker = stan(&nats, "worker").await;
     let mut sub = worker.subscribe("foo", durable).await.unwrap();
     let m2 = next_msg(&mut sub).await;
@@ -384,10 +376,16 @@ async fn nats_server_restart_keeps_state_and_clients() {
     assert_eq!(next_seqs(&mut sub, 3).await, vec![1, 2, 3]);
 
     nats.proc.kill();
-    wait_for_log(&stan_proc, "disconnected from nats-server").await;
+    stan_proc
+        .proc
+        .wait_for_output("disconnected from nats-server")
+        .await;
     tokio::time::sleep(Duration::from_millis(1500)).await; // an outage of several heartbeat intervals
     let nats = Nats::start_on(port);
-    wait_for_log(&stan_proc, "connected to nats-server").await;
+    stan_proc
+        .proc
+        .wait_for_output("connected to nats-server")
+        .await;
 
     // The same client connections (reconnected by async-nats) keep working.
     tokio::time::timeout(WAIT, async {
@@ -443,43 +441,19 @@ async fn nats_server_restart_keeps_state_and_clients() {
 async fn startup_waits_for_nats_server() {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let log = std::fs::File::create(dir.path().join("log")).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_stanchion"))
-        .args([
-            "-ns",
-            &format!("nats://127.0.0.1:{port}"),
-            "--dir",
-            dir.path().join("data").to_str().unwrap(),
-        ])
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let read = || std::fs::read_to_string(dir.path().join("log")).unwrap_or_default();
-    tokio::time::timeout(WAIT, async {
-        while !read().contains("nats-server not reachable yet; retrying") {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("a clear retry log line");
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "still running, waiting"
-    );
+    let (url, data) = (format!("nats://127.0.0.1:{port}"), dir.path().join("data"));
+    let mut server = Proc::stanchion(&["-ns", &url, "--dir", data.to_str().unwrap()]);
+    server
+        .wait_for_output("nats-server not reachable yet; retrying")
+        .await;
+    assert!(server.try_wait().is_none(), "still running, waiting");
     let nats = Nats::start_on(port);
-    tokio::time::timeout(Duration::from_secs(20), async {
-        while !read().contains("stanchion is ready") {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("ready once nats-server is up");
+    server
+        .wait_for_output_within("stanchion is ready", std::time::Duration::from_secs(20))
+        .await;
     let c = stan(&nats, "late").await;
     c.publish("foo", "x").await.unwrap();
     c.close().await.unwrap();
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
 #[tokio::test]

@@ -270,11 +270,9 @@ impl Channel {
             })
             .collect();
         let entries: Vec<Entry> = msgs.iter().map(Entry::from_msg).collect();
-        let store = self.store.clone();
-        let written = tokio::task::spawn_blocking(move || store.append(&msgs))
-            .await
-            .map_err(|e| format!("store write task failed: {e}"))
-            .and_then(|r| r.map_err(|e| e.to_string()));
+        let written = self
+            .on_store("storing publishes", move |s| s.append(&msgs))
+            .await;
         let result = match written {
             Ok(()) => self.ctx.committer.flush().await,
             Err(e) => Err(e),
@@ -297,10 +295,8 @@ impl Channel {
                 self.deliver().await;
                 String::new()
             }
-            Err(e) => {
-                tracing::error!(channel = %self.name, error = %e, "storing publishes failed");
-                e
-            }
+            // Already logged where it failed (store write or flush).
+            Err(e) => e,
         };
         for (p, reply) in pubs.drain(..) {
             if let Some(reply) = reply {
@@ -329,19 +325,25 @@ impl Channel {
                 return self.recent.iter().skip(skip).take(max).cloned().collect();
             }
         }
+        self.on_store("reading messages", move |s| s.range(from, max))
+            .await
+            .map(|msgs| msgs.iter().map(Entry::from_msg).collect())
+            .unwrap_or_default()
+    }
+
+    /// Runs `op` on the channel's store on the blocking pool, never on an
+    /// async worker; a failure is logged as "`what` failed" and returned as text.
+    pub(super) async fn on_store<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        op: impl FnOnce(&dyn ChannelStore) -> crate::store::Result<T> + Send + 'static,
+    ) -> Result<T, String> {
         let store = self.store.clone();
-        let read = tokio::task::spawn_blocking(move || store.range(from, max)).await;
-        match read {
-            Ok(Ok(msgs)) => msgs.iter().map(Entry::from_msg).collect(),
-            Ok(Err(e)) => {
-                tracing::error!(channel = %self.name, error = %e, "reading messages failed");
-                Vec::new()
-            }
-            Err(e) => {
-                tracing::error!(channel = %self.name, error = %e, "store read task failed");
-                Vec::new()
-            }
+        let result = super::blocking(move || op(&*store)).await;
+        if let Err(e) = &result {
+            tracing::error!(channel = %self.name, error = %e, "{what} failed");
         }
+        result
     }
 
     /// Writes queued subscription changes (not flushed: acks and sends are
@@ -356,16 +358,9 @@ impl Channel {
             return;
         }
         let updates = std::mem::take(&mut self.updates);
-        let store = self.store.clone();
-        match tokio::task::spawn_blocking(move || store.apply_subs(&updates)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::error!(channel = %self.name, error = %e, "writing subscriptions failed")
-            }
-            Err(e) => {
-                tracing::error!(channel = %self.name, error = %e, "subscription write task failed")
-            }
-        }
+        let _ = self
+            .on_store("writing subscriptions", move |s| s.apply_subs(&updates))
+            .await;
     }
 
     /// Rebuilds subscriptions from the store; those whose client is gone close.

@@ -55,10 +55,7 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Waiter>) {
             break;
         }
         let store = store.clone();
-        let result = tokio::task::spawn_blocking(move || store.flush())
-            .await
-            .map_err(|e| format!("store flush task failed: {e}"))
-            .and_then(|r| r.map_err(|e| e.to_string()));
+        let result = super::blocking(move || store.flush()).await;
         if let Err(e) = &result {
             tracing::error!(error = %e, "store flush failed");
         }

@@ -27,24 +27,20 @@ impl Channel {
         if through < st.first {
             return;
         }
-        let store = self.store.clone();
-        match tokio::task::spawn_blocking(move || store.remove_through(through)).await {
-            Ok(Ok(())) => {
-                self.state = self.store.state();
-                if !self.limits_warned {
-                    self.limits_warned = true;
-                    tracing::warn!(
-                        channel = %self.name,
-                        max_msgs = self.ctx.max_msgs,
-                        max_bytes = self.ctx.max_bytes,
-                        "reached limits for channel; dropping old messages"
-                    );
-                }
+        let removed = self
+            .on_store("removing old messages", move |s| s.remove_through(through))
+            .await;
+        if removed.is_ok() {
+            self.state = self.store.state();
+            if !self.limits_warned {
+                self.limits_warned = true;
+                tracing::warn!(
+                    channel = %self.name,
+                    max_msgs = self.ctx.max_msgs,
+                    max_bytes = self.ctx.max_bytes,
+                    "reached limits for channel; dropping old messages"
+                );
             }
-            Ok(Err(e)) => {
-                tracing::error!(channel = %self.name, error = %e, "removing old messages failed")
-            }
-            Err(e) => tracing::error!(channel = %self.name, error = %e, "removal task failed"),
         }
     }
 
@@ -54,9 +50,11 @@ impl Channel {
         let mut through = 0;
         let mut seq = self.state.first;
         while excess > 0 && seq < self.state.last {
-            let store = self.store.clone();
-            let chunk = match tokio::task::spawn_blocking(move || store.range(seq, SCAN)).await {
-                Ok(Ok(chunk)) if !chunk.is_empty() => chunk,
+            let chunk = match self
+                .on_store("reading old messages", move |s| s.range(seq, SCAN))
+                .await
+            {
+                Ok(chunk) if !chunk.is_empty() => chunk,
                 _ => break,
             };
             for m in chunk {

@@ -63,6 +63,17 @@ pub enum ServerError {
     Internal(String),
 }
 
+/// Runs a store call on the blocking pool, never on an async worker; the
+/// store's error (or a panicked task) comes back as text.
+pub(crate) async fn blocking<T: Send + 'static>(
+    op: impl FnOnce() -> crate::store::Result<T> + Send + 'static,
+) -> Result<T, String> {
+    match tokio::task::spawn_blocking(op).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(e) => Err(format!("store task failed: {e}")),
+    }
+}
+
 /// Opens the configured store.
 ///
 /// # Errors

@@ -221,6 +221,24 @@ async fn probe_for_other_server(
     }
 }
 
+/// Changes a client record in the store and, with a committer, makes it
+/// durable. Failures are logged: the registry in memory has changed already.
+async fn persist(
+    store: &Arc<dyn Store>,
+    committer: Option<&Committer>,
+    what: &'static str,
+    op: impl FnOnce(&dyn Store) -> crate::store::Result<()> + Send + 'static,
+) {
+    let store = store.clone();
+    let mut result = super::blocking(move || op(&*store)).await;
+    if let (Ok(()), Some(committer)) = (&result, committer) {
+        result = committer.flush().await;
+    }
+    if let Err(e) = result {
+        tracing::error!(error = %e, "{what} failed");
+    }
+}
+
 /// Encodes a reply payload.
 fn encode(m: &impl prost::Message) -> Bytes {
     Bytes::from(m.encode_to_vec())
@@ -378,7 +396,10 @@ impl Dispatcher {
                 for d in done {
                     let _ = d.await;
                 }
-                let _ = tokio::task::spawn_blocking(move || store.delete_client(&id)).await;
+                persist(&store, None, "removing the replaced client", move |s| {
+                    s.delete_client(&id)
+                })
+                .await;
             });
             return;
         }
@@ -421,16 +442,10 @@ impl Dispatcher {
         );
         self.tasks.spawn(async move {
             before.await;
-            let saved = tokio::task::spawn_blocking(move || store.put_client(&info)).await;
-            match saved {
-                Ok(Ok(())) => {
-                    if let Err(e) = committer.flush().await {
-                        tracing::error!(error = %e, "flushing a new client failed");
-                    }
-                }
-                Ok(Err(e)) => tracing::error!(error = %e, "storing a new client failed"),
-                Err(e) => tracing::error!(error = %e, "client store task failed"),
-            }
+            persist(&store, Some(&committer), "storing a new client", move |s| {
+                s.put_client(&info)
+            })
+            .await;
             if let Some(reply) = reply {
                 let _ = nats.publish(reply, encode(&resp)).await;
             }
@@ -647,15 +662,10 @@ impl Dispatcher {
             for d in done {
                 let _ = d.await;
             }
-            match tokio::task::spawn_blocking(move || store.delete_client(&id)).await {
-                Ok(Ok(())) => {
-                    let _ = committer.flush().await;
-                }
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "removing a client from the store failed")
-                }
-                Err(e) => tracing::error!(error = %e, "client store task failed"),
-            }
+            persist(&store, Some(&committer), "removing a client", move |s| {
+                s.delete_client(&id)
+            })
+            .await;
             if let Some(reply) = reply {
                 let _ = nats.publish(reply, encode(&CloseResponse::default())).await;
             }
@@ -716,10 +726,7 @@ impl Dispatcher {
         }
         let store = self.store.clone();
         let owned = name.to_string();
-        let opened = tokio::task::spawn_blocking(move || store.open_channel(&owned))
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.map_err(|e| e.to_string()));
+        let opened = super::blocking(move || store.open_channel(&owned)).await;
         let ch = opened.inspect_err(
             |e| tracing::error!(channel = name, error = %e, "creating channel failed"),
         )?;

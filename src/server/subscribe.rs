@@ -118,18 +118,10 @@ impl Channel {
         let now = now_ns();
         let start = now.saturating_sub(req.start_time_delta);
         let found = if position == StartPosition::TimeDeltaStart && self.state.msgs > 0 {
-            let store = self.store.clone();
-            match tokio::task::spawn_blocking(move || store.first_seq_at_or_after(start)).await {
-                Ok(Ok(seq)) => seq,
-                Ok(Err(e)) => {
-                    tracing::error!(channel = %self.name, error = %e, "time lookup failed");
-                    None
-                }
-                Err(e) => {
-                    tracing::error!(channel = %self.name, error = %e, "time lookup task failed");
-                    None
-                }
-            }
+            self.on_store("time lookup", move |s| s.first_seq_at_or_after(start))
+                .await
+                .ok()
+                .flatten()
         } else {
             None
         };

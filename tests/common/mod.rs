@@ -101,6 +101,38 @@ impl Proc {
         None
     }
 
+    /// Starts the stanchion binary with exactly `args` (none of the
+    /// harness's defaults), logging at info unless `STANCHION_TEST_LOG` says otherwise.
+    pub fn stanchion(args: &[&str]) -> Proc {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_stanchion"));
+        cmd.args(args).env(
+            "RUST_LOG",
+            std::env::var("STANCHION_TEST_LOG").unwrap_or_else(|_| "info".into()),
+        );
+        Proc::spawn("stanchion", cmd)
+    }
+
+    /// Waits until the output contains `needle`, or panics (with the output) after [`WAIT`].
+    pub async fn wait_for_output(&self, needle: &str) {
+        self.wait_for_output_within(needle, WAIT).await;
+    }
+
+    /// Waits until the output contains `needle`, or panics (with the output) after `limit`.
+    pub async fn wait_for_output_within(&self, needle: &str, limit: Duration) {
+        let found = tokio::time::timeout(limit, async {
+            while !self.output().contains(needle) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        assert!(
+            found.is_ok(),
+            "{} never printed {needle:?}:\n{}",
+            self.name,
+            self.output()
+        );
+    }
+
     /// Whether the process has exited, with its status.
     pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
         self.child.try_wait().ok().flatten()
@@ -180,15 +212,10 @@ impl Stanchion {
     }
 
     fn spawn(nats_url: &str, dir: &std::path::Path, args: &[impl AsRef<str>]) -> Proc {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_stanchion"));
-        cmd.args(["--nats_server", nats_url, "--dir"])
-            .arg(dir)
-            .args(args.iter().map(|a| a.as_ref()))
-            .env(
-                "RUST_LOG",
-                std::env::var("STANCHION_TEST_LOG").unwrap_or_else(|_| "info".into()),
-            );
-        Proc::spawn("stanchion", cmd)
+        let dir = dir.to_str().expect("UTF-8 temp dir");
+        let mut all = vec!["--nats_server", nats_url, "--dir", dir];
+        all.extend(args.iter().map(|a| a.as_ref()));
+        Proc::stanchion(&all)
     }
 
     /// Kills (SIGKILL) and starts the same stanchion again on the same store.
@@ -200,18 +227,9 @@ impl Stanchion {
 
     /// Waits until stanchion logs that it is ready to serve.
     pub async fn wait_ready(&self, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if self.proc.output().contains("stanchion is ready") {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "stanchion not ready after {timeout:?}:\n{}",
-                self.proc.output()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        self.proc
+            .wait_for_output_within("stanchion is ready", timeout)
+            .await;
     }
 }
 
