@@ -9,7 +9,9 @@ nats_bin=$(ensure_nats_server)
 if ! (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; then
   "$nats_bin" -a 127.0.0.1 -p 4222 &
   nats_pid=$!
+  # Background jobs ignore Ctrl-C in scripts: stop nats-server explicitly.
   trap 'kill $nats_pid 2>/dev/null || true' EXIT
+  trap 'exit 130' INT TERM
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null && break; sleep 0.1; done
 fi
 
