@@ -151,10 +151,14 @@ pub async fn run(
         tracing::warn!(grace = ?SHUTDOWN_GRACE, "queued work did not finish in time; flushing the store anyway");
     }
     let flushed = tokio::task::spawn_blocking(move || store.flush()).await;
-    match tokio::time::timeout(SHUTDOWN_GRACE, nats.flush()).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "final NATS flush failed"),
-        Err(_) => tracing::warn!("final NATS flush timed out"),
+    if !liveness::nats_connected(&nats) {
+        tracing::warn!("nats-server unreachable at shutdown: unsent replies are dropped");
+    } else {
+        match tokio::time::timeout(SHUTDOWN_GRACE, nats.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "final NATS flush failed"),
+            Err(_) => tracing::warn!("final NATS flush timed out"),
+        }
     }
     flushed.map_err(|e| ServerError::Internal(e.to_string()))??;
     tracing::info!("stanchion stopped");
