@@ -22,6 +22,7 @@ use crate::protocol::pb::MsgProto;
 mod model;
 mod sled_only;
 mod sled_records;
+mod sled_segments;
 
 /// Opens the store under test (again).
 pub(super) type Factory<'a> = &'a dyn Fn() -> Arc<dyn Store>;
