@@ -22,6 +22,7 @@ use crate::protocol::pb::MsgProto;
 mod model;
 mod sled_only;
 mod sled_records;
+mod sled_segments;
 
 /// Opens the store under test (again).
 pub(super) type Factory<'a> = &'a dyn Fn() -> Arc<dyn Store>;
@@ -58,8 +59,9 @@ fn open_sled_with(dir: &std::path::Path, limits: Limits) -> SledStore {
     retry_locked(|| SledStore::open_with(sled_options(dir), limits))
 }
 
-/// Records of at most three messages (or 200 bytes), and a compaction of
-/// the subscription log every three batches (or 300 bytes).
+/// Records of at most three messages (or 200 bytes), segment files of
+/// about 1 KB, and a compaction of the subscription log every three
+/// batches (or 300 bytes).
 fn tiny_limits() -> Limits {
     Limits {
         records: RecordLimits {
@@ -70,6 +72,7 @@ fn tiny_limits() -> Limits {
             batches: 3,
             bytes: 300,
         },
+        segment_bytes: 1024,
     }
 }
 

@@ -7,7 +7,9 @@
 
 mod codec;
 mod memory;
+mod msg_index;
 mod msg_record;
+mod segments;
 mod sled_channel;
 mod sled_store;
 mod sub_log;

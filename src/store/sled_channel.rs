@@ -1,30 +1,43 @@
-//! One channel of the sled store: its message tree and subscription tree,
-//! plus the in-memory counts that make `state()` O(1).
+//! One channel of the sled store: its message index, segment files and
+//! subscription tree, plus the in-memory counts that make `state()` O(1).
 //!
-//! The message tree holds records of consecutive messages keyed by their
-//! first sequence (see [`super::msg_record`]): one `append` writes one
-//! record, or a few when it is large. A lookup reads the record with the
-//! greatest key <= the sequence. Beside the records, the key [`FLOOR_KEY`]
-//! (one zero byte, below every 8-byte record key) holds `first (u64 BE) ++
-//! last (u64 BE)`: the oldest sequence still stored, which may fall inside
-//! the first record after a partial removal, and the newest sequence ever
-//! stored, so that `last` survives an emptied log. A removal updates it in
-//! the same atomic batch as its record deletions.
+//! Messages are stored as records of consecutive messages (see
+//! [`super::msg_record`]): one `append` makes one record, or a few when it
+//! is large. The records' bytes go to the channel's append-only segment
+//! files (see [`super::segments`]); the message tree keeps one small
+//! [`IndexEntry`] per record, keyed by its first sequence, saying where the
+//! record is and repeating its header. A lookup reads the entry with the
+//! greatest key <= the sequence, then the record from its file. Beside the
+//! entries, the key [`FLOOR_KEY`] (one zero byte, below every 8-byte key)
+//! holds `first (u64 BE) ++ last (u64 BE)`: the oldest sequence still
+//! stored, which may fall inside the first record after a partial removal,
+//! and the newest sequence ever stored, so that `last` survives an emptied
+//! log. A removal updates it in the same atomic batch as its deletions.
 //!
-//! Opening a channel reads the floor, the first and the last record, never
-//! the whole log: records carry cumulative byte totals. Subscriptions live
-//! in [`super::sub_log`]. Only [`super::sled_store`] creates these.
+//! Writes go data first: `append` writes its records to the segment file,
+//! then inserts their index entries in one batch; `Store::flush` fsyncs the
+//! segment files before flushing sled. sled also flushes in the background,
+//! so after a crash an index entry may name bytes the file lost: opening a
+//! channel checks the newest entries against the file (length and CRC),
+//! drops those that fail, and cuts the file after the last sound record.
+//! It reads the floor, the first and last entries, the first record and the
+//! tail it checks, never the whole log. Only [`super::sled_store`] creates
+//! these; subscriptions live in [`super::sub_log`].
 
 use std::ops::Bound;
-use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
 
 use sled::{Batch, IVec, Tree};
 
 use super::codec::{be_u64, corrupt};
+use super::msg_index::IndexEntry;
 use super::msg_record::{self, seq_key, Record, RecordLimits};
+use super::segments::SegmentFiles;
 use super::sub_log::{CompactLimits, SubLog};
 use super::{ChannelState, ChannelStore, RecoveredSub, Result, StoreError, SubUpdate};
 use crate::protocol::pb::MsgProto;
+
+mod recover;
 
 /// Key of the floor entry in the message tree; sorts before every record.
 const FLOOR_KEY: &[u8] = &[0];
@@ -35,18 +48,42 @@ const FLOOR_KEY: &[u8] = &[0];
 /// the log contiguous; only the last chunk moves the floor.
 const REMOVE_CHUNK: usize = 4096;
 
+/// Size past which `append` starts a new segment file. One append never
+/// spans two files, so a segment can exceed this by one append.
+const SEGMENT_BYTES: u64 = 64 << 20;
+
+/// How many bytes of sound records, newest first, opening a channel checks
+/// (CRC) after the newest sound one: the file's pages since the last fsync
+/// may have reached the disk in any order.
+const TAIL_CHECK_BYTES: u64 = 256 << 10;
+
+/// Record kind named in corruption errors.
+const WHAT: &str = "message record";
+
 /// Tuning of a channel's on-disk records; any values read any store.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub(super) struct Limits {
     /// How appends are cut into records.
     pub(super) records: RecordLimits,
     /// When the subscription log is compacted.
     pub(super) compact: CompactLimits,
+    /// Size past which a new segment file is started.
+    pub(super) segment_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            records: RecordLimits::default(),
+            compact: CompactLimits::default(),
+            segment_bytes: SEGMENT_BYTES,
+        }
+    }
 }
 
 /// The trees of one channel, named from its numeric ID.
 pub(super) struct ChannelTrees {
-    /// Message records and the floor entry.
+    /// Message index entries and the floor entry.
     pub(super) msgs: Tree,
     /// Subscription snapshots and update log.
     pub(super) subs: Tree,
@@ -57,14 +94,16 @@ pub(super) struct ChannelTrees {
 pub(super) struct SledChannel {
     /// The channel's name.
     name: String,
-    /// The numeric ID its trees are named after.
+    /// The numeric ID its trees and segment directory are named after.
     id: u64,
-    /// Message records and the floor entry.
+    /// Message index entries and the floor entry.
     msgs: Tree,
-    /// How appends are cut into records.
-    record_limits: RecordLimits,
+    /// The store's segment files (shared by all channels).
+    files: Arc<SegmentFiles>,
+    /// How appends are cut into records and segments.
+    limits: Limits,
     /// Counts of the log; the mutex also serializes appends and removals.
-    /// Held across sled writes (in-memory work), never across a flush.
+    /// Held across sled writes and segment writes, never across a flush.
     log: Mutex<LogState>,
     /// The subscriptions (with their own writer lock).
     subs: SubLog,
@@ -88,6 +127,9 @@ struct LogState {
     /// Cumulative total recorded in the newest stored record (0 for a log
     /// recovered empty; kept when `remove_through` empties the log).
     last_cum: u64,
+    /// The segment appends go to and its length; `None` when the log is
+    /// empty (the next append starts a segment).
+    active: Option<(u64, u64)>,
 }
 
 /// Encodes the floor entry.
@@ -122,54 +164,50 @@ pub(super) fn parse_channel_entry(value: &[u8]) -> Result<u64> {
     be_u64("channel entry", value)
 }
 
+/// Parses an (index entry key, value) pair, skipping the floor entry.
+fn parse_entry((key, value): (IVec, IVec)) -> Result<Option<IndexEntry>> {
+    if key.len() == 8 {
+        IndexEntry::parse(&key, &value).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// The bounds of every index entry (the floor excluded).
+fn all_entries() -> (Bound<IVec>, Bound<IVec>) {
+    (Bound::Included(IVec::from(&seq_key(0))), Bound::Unbounded)
+}
+
 impl SledChannel {
-    /// Opens a channel over existing (possibly empty) trees, recovering its
-    /// counts from the floor entry and the first and last records.
+    /// Opens a channel over existing (possibly empty) trees and segment
+    /// files: checks the tail of the log against its files (dropping index
+    /// entries whose bytes were lost, cutting bytes no entry names), then
+    /// recovers the counts from the floor, the first and the last records.
     ///
     /// # Errors
     ///
     /// `Corrupt` if keys or values are malformed; `Sled` on I/O failure.
-    pub(super) fn open(name: &str, id: u64, trees: ChannelTrees, limits: Limits) -> Result<Self> {
-        let (floor_first, floor_last) = match trees.msgs.get(FLOOR_KEY)? {
-            Some(v) => parse_floor(&v)?,
-            None => (0, 0),
-        };
-        let mut log = LogState {
-            last: floor_last,
-            ..LogState::default()
-        };
-        let first_entry = trees.msgs.range(seq_key(0)..).next().transpose()?;
-        let last_entry = trees.msgs.last()?.filter(|(k, _)| k.len() == 8);
-        if let (Some((fk, fv)), Some((lk, lv))) = (first_entry, last_entry) {
-            let front = Record::parse(&fk, &fv)?;
-            let back = Record::parse(&lk, &lv)?;
-            let first = front.first_seq.max(floor_first);
-            if !front.contains(first) || back.last_seq() < first {
-                return Err(corrupt("message floor", "floor past the first record"));
-            }
-            let (cum_before, below) = front.cum_before_and_bytes_below(first)?;
-            let bytes = back
-                .cum
-                .checked_sub(cum_before)
-                .and_then(|b| b.checked_sub(below))
-                .ok_or_else(|| corrupt("message record", "cumulative totals decrease"))?;
-            log = LogState {
-                first,
-                last: back.last_seq().max(floor_last),
-                msgs: back.last_seq() - first + 1,
-                bytes,
-                last_cum: back.cum,
-            };
-        }
-        Ok(Self {
+    pub(super) fn open(
+        name: &str,
+        id: u64,
+        trees: ChannelTrees,
+        files: Arc<SegmentFiles>,
+        limits: Limits,
+    ) -> Result<Self> {
+        let channel = Self {
             name: name.to_owned(),
             id,
             msgs: trees.msgs,
-            record_limits: limits.records,
-            log: Mutex::new(log),
+            files,
+            limits,
+            log: Mutex::new(LogState::default()),
             subs: SubLog::new(trees.subs, limits.compact),
             alive: RwLock::new(true),
-        })
+        };
+        channel.check_tail()?;
+        let log = channel.recover_counts()?;
+        *channel.log() = log;
+        Ok(channel)
     }
 
     /// Marks the channel deleted before its trees are dropped; taking the
@@ -195,18 +233,109 @@ impl SledChannel {
     }
 
     /// Locks the counts. Poisoning is ignored: counts are updated only
-    /// after the sled write they describe succeeded.
+    /// after the writes they describe succeeded.
     fn log(&self) -> MutexGuard<'_, LogState> {
         self.log.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The record holding `seq`, as (key, value), if any.
-    fn record_at(&self, seq: u64) -> Result<Option<(IVec, IVec)>> {
+    /// The index entry of the record holding `seq` (or the last one
+    /// before it), if any.
+    fn entry_at(&self, seq: u64) -> Result<Option<IndexEntry>> {
         match self.msgs.range(..=seq_key(seq)).next_back().transpose()? {
-            Some((key, value)) if key.len() == 8 => Ok(Some((key, value))),
-            _ => Ok(None),
+            Some(kv) => parse_entry(kv),
+            None => Ok(None),
         }
     }
+
+    /// A record's bytes from its segment file, CRC-checked; `None` if the
+    /// file is gone (the record was removed meanwhile).
+    fn read_record(&self, entry: &IndexEntry) -> Result<Option<Vec<u8>>> {
+        let seg = (self.id, entry.segment);
+        let Some(bytes) = self.files.read_at(seg, entry.offset, record_len(entry))? else {
+            return Ok(None);
+        };
+        if crc32fast::hash(&bytes) != entry.crc {
+            return Err(corrupt(
+                WHAT,
+                format!("CRC mismatch at {}", entry.first_seq),
+            ));
+        }
+        Ok(Some(bytes))
+    }
+
+    /// Removes the index entries within `bounds`, oldest first, a chunk per
+    /// batch; the last batch (possibly empty of deletions) writes `floor`.
+    /// Returns the segments of the removed entries, ascending, deduplicated.
+    fn remove_entries(
+        &self,
+        bounds: (Bound<IVec>, Bound<IVec>),
+        floor: Option<[u8; 16]>,
+    ) -> Result<Vec<u64>> {
+        let mut segments: Vec<u64> = Vec::new();
+        loop {
+            let mut chunk = Vec::new();
+            for item in self.msgs.range(bounds.clone()).take(REMOVE_CHUNK) {
+                let (key, value) = item?;
+                if let Ok(entry) = IndexEntry::parse(&key, &value) {
+                    if segments.last() != Some(&entry.segment) {
+                        segments.push(entry.segment);
+                    }
+                }
+                chunk.push(key);
+            }
+            let done = chunk.len() < REMOVE_CHUNK;
+            let mut batch = Batch::default();
+            for key in chunk {
+                batch.remove(key);
+            }
+            if let (true, Some(floor)) = (done, floor) {
+                batch.insert(FLOOR_KEY, &floor[..]);
+            }
+            self.msgs.apply_batch(batch)?;
+            if done {
+                return Ok(segments);
+            }
+        }
+    }
+}
+
+/// A record's length as a buffer size.
+fn record_len(entry: &IndexEntry) -> usize {
+    usize::try_from(entry.len).unwrap_or(usize::MAX)
+}
+
+/// The error for a record that should be stored and is not.
+fn missing(seq: u64) -> StoreError {
+    corrupt(WHAT, format!("sequence {seq} missing"))
+}
+
+/// The index entries of encoded records written back to back at `offset`
+/// of `segment`, and the bytes to write.
+fn index_records(
+    records: &[msg_record::Encoded],
+    segment: u64,
+    offset: u64,
+) -> Result<(Vec<IndexEntry>, Vec<u8>)> {
+    let total = records.iter().map(|(_, v)| v.len()).sum();
+    let mut buf = Vec::with_capacity(total);
+    let mut entries = Vec::with_capacity(records.len());
+    for (key, value) in records {
+        let record = Record::parse(key, value)?;
+        let too_big = || corrupt(WHAT, "record over 4 GiB");
+        entries.push(IndexEntry {
+            first_seq: record.first_seq,
+            segment,
+            offset: offset.saturating_add(super::codec::len_u64(buf.len())),
+            len: u32::try_from(value.len()).map_err(|_| too_big())?,
+            crc: crc32fast::hash(value),
+            count: u32::try_from(record.count).map_err(|_| too_big())?,
+            cum: record.cum,
+            first_ts: record.first_ts,
+            last_ts: record.last_ts,
+        });
+        buf.extend_from_slice(value);
+    }
+    Ok((entries, buf))
 }
 
 impl ChannelStore for SledChannel {
@@ -239,14 +368,22 @@ impl ChannelStore for SledChannel {
         let (Some(head), Some(tail)) = (msgs.first(), msgs.last()) else {
             return Ok(());
         };
-        let (mut records, cum) = msg_record::encode(msgs, log.last_cum, self.record_limits);
-        if records.len() == 1 {
-            let (key, value) = records.swap_remove(0);
-            self.msgs.insert(key, value)?;
+        let (records, cum) = msg_record::encode(msgs, log.last_cum, self.limits.records);
+        let (segment, offset) = match log.active {
+            Some((seg, len)) if len < self.limits.segment_bytes => (seg, len),
+            _ => (head.sequence, 0),
+        };
+        let (entries, buf) = index_records(&records, segment, offset)?;
+        drop(records);
+        // Data first, then the index that names it.
+        self.files.write_at((self.id, segment), offset, &buf)?;
+        if let [entry] = &entries[..] {
+            self.msgs
+                .insert(seq_key(entry.first_seq), &entry.encode()[..])?;
         } else {
             let mut batch = Batch::default();
-            for (key, value) in records {
-                batch.insert(&key[..], value);
+            for entry in &entries {
+                batch.insert(&seq_key(entry.first_seq)[..], &entry.encode()[..]);
             }
             self.msgs.apply_batch(batch)?;
         }
@@ -257,6 +394,10 @@ impl ChannelStore for SledChannel {
         log.msgs = log.last - log.first + 1;
         log.bytes = log.bytes.saturating_add(cum - log.last_cum);
         log.last_cum = cum;
+        log.active = Some((
+            segment,
+            offset.saturating_add(super::codec::len_u64(buf.len())),
+        ));
         Ok(())
     }
 
@@ -266,8 +407,11 @@ impl ChannelStore for SledChannel {
         if log.msgs == 0 || seq < log.first || seq > log.last {
             return Ok(None);
         }
-        match self.record_at(seq)? {
-            Some((key, value)) => Record::parse(&key, &value)?.get(seq),
+        let Some(entry) = self.entry_at(seq)?.filter(|e| e.contains(seq)) else {
+            return Ok(None);
+        };
+        match self.read_record(&entry)? {
+            Some(bytes) => Record::parse(&seq_key(entry.first_seq), &bytes)?.get(seq),
             None => Ok(None),
         }
     }
@@ -280,14 +424,16 @@ impl ChannelStore for SledChannel {
         if max == 0 || log.msgs == 0 || from > log.last {
             return Ok(out);
         }
-        let start = match self.record_at(from)? {
-            Some((key, _)) => key,
-            None => IVec::from(&seq_key(from)),
-        };
-        for entry in self.msgs.range(start..) {
-            let (key, value) = entry?;
-            for entry in Record::parse(&key, &value)?.entries() {
-                let (seq, bytes) = entry?;
+        let start = self.entry_at(from)?.map_or(from, |e| e.first_seq);
+        for item in self.msgs.range(seq_key(start)..) {
+            let Some(entry) = parse_entry(item?)? else {
+                continue;
+            };
+            let Some(bytes) = self.read_record(&entry)? else {
+                continue;
+            };
+            for item in Record::parse(&seq_key(entry.first_seq), &bytes)?.entries() {
+                let (seq, bytes) = item?;
                 if seq >= from {
                     out.push(msg_record::decode_entry(bytes)?);
                     if out.len() == max {
@@ -309,24 +455,29 @@ impl ChannelStore for SledChannel {
         }
         // Timestamps are non-decreasing along the log. Invariant: stored
         // sequences below `lo` are too early, those from `hi` on are not.
-        // Each probe reads one record and moves a bound past all of it; a
-        // probe that finds no record (removed meanwhile) counts as early.
+        // Each probe reads one index entry and moves a bound past all of
+        // its record; a probe that finds none (removed meanwhile) counts as
+        // early. Only the record that straddles the timestamp is read.
         let (mut lo, mut hi) = (first, last.saturating_add(1));
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            let Some((key, value)) = self.record_at(mid)? else {
+            let Some(entry) = self.entry_at(mid)? else {
                 lo = mid + 1;
                 continue;
             };
-            let record = Record::parse(&key, &value)?;
-            if !record.contains(mid) {
+            if !entry.contains(mid) {
                 lo = mid + 1;
-            } else if record.last_ts < timestamp {
-                lo = record.last_seq() + 1;
-            } else if record.first_ts >= timestamp {
-                hi = record.first_seq.max(lo);
+            } else if entry.last_ts < timestamp {
+                lo = entry.last_seq() + 1;
+            } else if entry.first_ts >= timestamp {
+                hi = entry.first_seq.max(lo);
             } else {
                 // The record straddles the timestamp: the answer is in it.
+                let Some(bytes) = self.read_record(&entry)? else {
+                    lo = entry.last_seq() + 1;
+                    continue;
+                };
+                let record = Record::parse(&seq_key(entry.first_seq), &bytes)?;
                 return Ok(record.first_at_or_after(timestamp)?.map(|s| s.max(lo)));
             }
         }
@@ -342,7 +493,7 @@ impl ChannelStore for SledChannel {
         let end = seq.min(log.last);
         let new_first = end.saturating_add(1);
         // The counts afterwards, and the first record that survives.
-        let (next, kept_key) = if end == log.last {
+        let (next, kept) = if end == log.last {
             // `last_cum` carries on, so cumulative totals never go
             // backwards within a process even across an empty log.
             let emptied = LogState {
@@ -352,48 +503,38 @@ impl ChannelStore for SledChannel {
             };
             (emptied, None)
         } else {
-            let missing = || corrupt("message record", format!("sequence {new_first} missing"));
-            let (key, value) = self.record_at(new_first)?.ok_or_else(missing)?;
-            let record = Record::parse(&key, &value)?;
-            if !record.contains(new_first) {
-                return Err(missing());
-            }
+            let entry = self
+                .entry_at(new_first)?
+                .filter(|e| e.contains(new_first))
+                .ok_or_else(|| missing(new_first))?;
+            let bytes = self
+                .read_record(&entry)?
+                .ok_or_else(|| missing(new_first))?;
+            let record = Record::parse(&seq_key(entry.first_seq), &bytes)?;
             let (cum_before, below) = record.cum_before_and_bytes_below(new_first)?;
             let bytes = log
                 .last_cum
                 .checked_sub(cum_before)
                 .and_then(|b| b.checked_sub(below))
-                .ok_or_else(|| corrupt("message record", "cumulative totals decrease"))?;
+                .ok_or_else(|| corrupt(WHAT, "cumulative totals decrease"))?;
             let trimmed = LogState {
                 first: new_first,
                 msgs: log.last - new_first + 1,
                 bytes,
                 ..*log
             };
-            (trimmed, Some(key))
+            (trimmed, Some(entry))
         };
-        // Delete the records below the kept one, oldest first, a chunk per
-        // batch; the last batch (possibly empty of deletions) moves the floor.
-        let upper = kept_key.map_or(Bound::Unbounded, Bound::Excluded);
-        loop {
-            let bounds = (Bound::Included(IVec::from(&seq_key(0))), upper.clone());
-            let chunk = self
-                .msgs
-                .range(bounds)
-                .keys()
-                .take(REMOVE_CHUNK)
-                .collect::<std::result::Result<Vec<_>, _>>()?;
-            let done = chunk.len() < REMOVE_CHUNK;
-            let mut batch = Batch::default();
-            for key in chunk {
-                batch.remove(key);
-            }
-            if done {
-                batch.insert(FLOOR_KEY, &floor_value(new_first, log.last)[..]);
-            }
-            self.msgs.apply_batch(batch)?;
-            if done {
-                break;
+        let upper = kept.map_or(Bound::Unbounded, |e| {
+            Bound::Excluded(IVec::from(&seq_key(e.first_seq)))
+        });
+        let bounds = (Bound::Included(IVec::from(&seq_key(0))), upper);
+        let floor = floor_value(new_first, log.last);
+        let segments = self.remove_entries(bounds, Some(floor))?;
+        // Files no entry names any more go once the removal is durable.
+        for seg in segments {
+            if kept.is_none_or(|e| seg < e.segment) {
+                self.files.doom((self.id, seg));
             }
         }
         *log = next;

@@ -2,11 +2,13 @@
 //!
 //! Trees: `meta` (format version, server info, next channel ID), `clients`
 //! (client ID → encoded ClientInfo), `channels` (name → channel ID u64 BE),
-//! and per channel `chan.<id>.msgs` (message records, see
+//! and per channel `chan.<id>.msgs` (message index entries, see
 //! [`super::sled_channel`]) and `chan.<id>.subs` (subscriptions, see
-//! [`super::sub_log`]). Tree names come from numeric IDs, which are never
-//! reused, so any name is allowed and a deleted channel's leftovers can
-//! never leak into a new channel of the same name.
+//! [`super::sub_log`]). The messages themselves are in segment files under
+//! `<dir>/msgs/<id>/` (see [`super::segments`]). Tree and directory names
+//! come from numeric IDs, which are never reused, so any name is allowed and
+//! a deleted channel's leftovers can never leak into a new channel of the
+//! same name.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -16,14 +18,16 @@ use prost::Message;
 use sled::Tree;
 
 use super::codec::{be_u64, corrupt, decode};
+use super::segments::SegmentFiles;
 use super::sled_channel::{channel_entry, parse_channel_entry, ChannelTrees, Limits, SledChannel};
 use super::{ChannelStore, ClientInfo, Result, ServerInfo, Store};
 
 /// Version of the on-disk layout described in this file's header; a store
 /// written with another version is refused rather than misread.
 /// Version 2: messages in multi-message records, subscriptions as
-/// snapshots plus an update log.
-const FORMAT_VERSION: u32 = 2;
+/// snapshots plus an update log. Version 3: the records' bytes in segment
+/// files, sled holding an index entry per record.
+const FORMAT_VERSION: u32 = 3;
 /// `meta` key of the layout version (u32 BE).
 const META_FORMAT_VERSION: &[u8] = b"format_version";
 /// `meta` key of the encoded ServerInfo.
@@ -32,6 +36,8 @@ const META_SERVER_INFO: &[u8] = b"server_info";
 const META_NEXT_CHANNEL_ID: &[u8] = b"next_channel_id";
 /// Prefix of every per-channel tree name.
 const CHANNEL_TREE_PREFIX: &str = "chan.";
+/// Directory (under the store's) of the segment files.
+const SEGMENTS_DIR: &str = "msgs";
 /// The kinds of per-channel trees (the last part of their names).
 const TREE_KINDS: [&str; 2] = ["msgs", "subs"];
 
@@ -45,8 +51,10 @@ pub struct SledOptions {
     pub cache_capacity: u64,
 }
 
-/// The durable store. `flush` is sled's fsync; between flushes sled also
-/// writes in the background (its default `flush_every_ms`).
+/// The durable store. `flush` fsyncs the segment files written since the
+/// last flush, then sled; between flushes sled also writes in the
+/// background (its default `flush_every_ms`), which channel recovery
+/// accounts for.
 pub struct SledStore {
     /// The database; kept for `flush` and for opening/dropping channel trees.
     db: sled::Db,
@@ -61,6 +69,8 @@ pub struct SledStore {
     open: Mutex<OpenChannels>,
     /// Record and compaction limits handed to every channel.
     limits: Limits,
+    /// The segment files of every channel.
+    files: Arc<SegmentFiles>,
 }
 
 /// The channels handed out so far, so that opening a name again returns the
@@ -138,6 +148,8 @@ impl SledStore {
                 db.drop_tree(&name)?;
             }
         }
+        let files = Arc::new(SegmentFiles::new(opts.dir.join(SEGMENTS_DIR)));
+        files.remove_orphans(&live)?;
 
         Ok(Self {
             db,
@@ -149,6 +161,7 @@ impl SledStore {
                 next_id,
             }),
             limits,
+            files,
         })
     }
 
@@ -233,7 +246,13 @@ impl Store for SledStore {
             msgs: self.db.open_tree(tree_name(id, "msgs"))?,
             subs: self.db.open_tree(tree_name(id, "subs"))?,
         };
-        let channel = Arc::new(SledChannel::open(name, id, trees, self.limits)?);
+        let channel = Arc::new(SledChannel::open(
+            name,
+            id,
+            trees,
+            self.files.clone(),
+            self.limits,
+        )?);
         open.by_name.insert(name.to_owned(), channel.clone());
         Ok(channel)
     }
@@ -253,12 +272,19 @@ impl Store for SledStore {
         // Name first: a crash before the trees are gone leaves orphans that
         // the next `open` drops, never a half-deleted channel.
         self.channels.remove(name.as_bytes())?;
-        self.drop_trees(id)
+        self.drop_trees(id)?;
+        self.files.remove_channel(id)
     }
 
     fn flush(&self) -> Result<()> {
-        self.db.flush()?;
-        Ok(())
+        // Data before the index that names it; files the index stopped
+        // naming are unlinked only once that is durable.
+        let pending = self.files.begin_flush()?;
+        if let Err(e) = self.db.flush() {
+            self.files.abort_flush(pending);
+            return Err(e.into());
+        }
+        self.files.finish_flush(pending)
     }
 }
 

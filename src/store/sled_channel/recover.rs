@@ -1,0 +1,139 @@
+//! Recovery of a channel's log at open: the tail of the index checked
+//! against the segment files, and the counts from the floor, the first and
+//! the last records. Part of [`super`]; reads a bounded tail, never the
+//! whole log.
+
+use std::collections::HashMap;
+use std::ops::Bound;
+
+use sled::IVec;
+
+use super::{
+    all_entries, missing, parse_entry, parse_floor, record_len, LogState, SledChannel, FLOOR_KEY,
+    TAIL_CHECK_BYTES, WHAT,
+};
+use crate::store::codec::corrupt;
+use crate::store::msg_index::IndexEntry;
+use crate::store::msg_record::{seq_key, Record};
+use crate::store::Result;
+
+impl SledChannel {
+    /// Drops the newest index entries whose record the segment file does
+    /// not hold intact, then removes segment files no entry names and cuts
+    /// the last one after its last record.
+    pub(super) fn check_tail(&self) -> Result<()> {
+        let mut lens = HashMap::new();
+        let mut bad_from = None;
+        let mut checked = None::<u64>;
+        for item in self.msgs.range(all_entries()).rev() {
+            let entry = match parse_entry(item?) {
+                Ok(Some(e)) => e,
+                Ok(None) => continue,
+                // A malformed entry is sled's damage, not a torn write:
+                // fail if it is the newest, else leave it to reads.
+                Err(e) if checked.is_none() => return Err(e),
+                Err(_) => break,
+            };
+            if self.is_sound(&entry, &mut lens)? {
+                let sum = checked.unwrap_or(0).saturating_add(u64::from(entry.len));
+                checked = Some(sum);
+                if sum >= TAIL_CHECK_BYTES {
+                    break;
+                }
+            } else {
+                bad_from = Some(entry.first_seq);
+            }
+        }
+        if let Some(from) = bad_from {
+            tracing::warn!(
+                channel = %self.name,
+                from,
+                "dropping message records lost from segment files"
+            );
+            let bounds = (
+                Bound::Included(IVec::from(&seq_key(from))),
+                Bound::Unbounded,
+            );
+            self.remove_entries(bounds, None)?;
+        }
+        let first = self.msgs.range(all_entries()).next().transpose()?;
+        let last = self.msgs.range(all_entries()).next_back().transpose()?;
+        let (first, last) = match (first, last) {
+            (Some(f), Some(l)) => (parse_entry(f)?, parse_entry(l)?),
+            _ => (None, None),
+        };
+        for seg in self.files.list(self.id)? {
+            let named = match (first, last) {
+                (Some(f), Some(l)) => (f.segment..=l.segment).contains(&seg),
+                _ => false,
+            };
+            if !named {
+                self.files.delete_now((self.id, seg))?;
+            }
+        }
+        if let Some(last) = last {
+            let seg = (self.id, last.segment);
+            if self.files.len(seg)?.is_some_and(|len| len > last.end()) {
+                tracing::warn!(channel = %self.name, "cutting bytes past the last record");
+                self.files.truncate(seg, last.end())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the segment file holds `entry`'s record intact.
+    fn is_sound(&self, entry: &IndexEntry, lens: &mut HashMap<u64, Option<u64>>) -> Result<bool> {
+        let seg = (self.id, entry.segment);
+        let len = match lens.get(&entry.segment) {
+            Some(len) => *len,
+            None => *lens.entry(entry.segment).or_insert(self.files.len(seg)?),
+        };
+        if len.is_none_or(|len| len < entry.end()) {
+            return Ok(false);
+        }
+        let bytes = self.files.read_at(seg, entry.offset, record_len(entry))?;
+        Ok(bytes.is_some_and(|b| crc32fast::hash(&b) == entry.crc))
+    }
+
+    /// The counts of the log, from the floor, the first and last entries
+    /// and the first record.
+    pub(super) fn recover_counts(&self) -> Result<LogState> {
+        let (floor_first, floor_last) = match self.msgs.get(FLOOR_KEY)? {
+            Some(v) => parse_floor(&v)?,
+            None => (0, 0),
+        };
+        let first_entry = self.msgs.range(all_entries()).next().transpose()?;
+        let last_entry = self.msgs.range(all_entries()).next_back().transpose()?;
+        let (Some(fkv), Some(lkv)) = (first_entry, last_entry) else {
+            return Ok(LogState {
+                last: floor_last,
+                ..LogState::default()
+            });
+        };
+        let (Some(front), Some(back)) = (parse_entry(fkv)?, parse_entry(lkv)?) else {
+            return Err(corrupt(WHAT, "index key of the wrong length"));
+        };
+        let first = front.first_seq.max(floor_first);
+        if !front.contains(first) || back.last_seq() < first {
+            return Err(corrupt("message floor", "floor past the first record"));
+        }
+        let bytes = self
+            .read_record(&front)?
+            .ok_or_else(|| missing(front.first_seq))?;
+        let record = Record::parse(&seq_key(front.first_seq), &bytes)?;
+        let (cum_before, below) = record.cum_before_and_bytes_below(first)?;
+        let bytes = back
+            .cum
+            .checked_sub(cum_before)
+            .and_then(|b| b.checked_sub(below))
+            .ok_or_else(|| corrupt(WHAT, "cumulative totals decrease"))?;
+        Ok(LogState {
+            first,
+            last: back.last_seq().max(floor_last),
+            msgs: back.last_seq() - first + 1,
+            bytes,
+            last_cum: back.cum,
+            active: Some((back.segment, back.end())),
+        })
+    }
+}
