@@ -387,6 +387,13 @@ async fn check_durable_unsubscribe(c: Client) {
     );
 }
 
+async fn check_durable_queue(c: Client) {
+    let env = Env::start(c).await;
+    let v = run(c, &env.nats.url(), "durable_queue", None).await;
+    assert_eq!(seqs(&v, "first"), vec![1, 2, 3, 4], "members share 1..4");
+    assert_eq!(seqs(&v, "resumed"), vec![5, 6], "the durable group resumes");
+}
+
 async fn check_pings(c: Client) {
     let env = Env::start(c).await;
     let v = run(c, &env.nats.url(), "pings", None).await;
@@ -474,6 +481,11 @@ macro_rules! client_tests {
             #[tokio::test]
             async fn durable_unsubscribe() {
                 bounded(check_durable_unsubscribe($client)).await
+            }
+
+            #[tokio::test]
+            async fn durable_queue() {
+                bounded(check_durable_queue($client)).await
             }
 
             #[tokio::test]

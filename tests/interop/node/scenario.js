@@ -146,6 +146,39 @@ async function queue () {
 }
 
 /**
+ * Durable queue group: q1 and q2 (durable "dur", group "grp", First) share
+ * msg-1..4 and ack them; both connections close (the group's state stays);
+ * msg-5 and msg-6 are published; q3 joins the same durable group and gets
+ * exactly 5 and 6.
+ */
+async function durableQueue () {
+  const ch = channelOf('durable_queue')
+  const p = await connect('dqpub')
+  const dq = (sc) => opts(sc).setDurableName('dur').setDeliverAllAvailable()
+  const q1 = await connect('dq1')
+  const q2 = await connect('dq2')
+  const m1 = await L.subscribe(q1, ch, 'grp', dq(q1), 'dq1')
+  const m2 = await L.subscribe(q2, ch, 'grp', dq(q2), 'dq2')
+  await L.publishAll(p, ch, payloads(1, 4))
+  const total = () => m1.col.msgs.length + m2.col.msgs.length
+  await L.withTimeout((async () => { while (total() < 4) await sleep(20) })(), WAIT_MS, 'durable queue: 4 deliveries')
+  await sleep(QUIET_MS)
+  const first = m1.col.seqs().concat(m2.col.seqs()).sort((a, b) => a - b)
+  check(eq(first, [1, 2, 3, 4]), `durable queue: members got [${first}], expected 1..4 once each`)
+  await L.close(q1)
+  await L.close(q2)
+  await L.publishAll(p, ch, payloads(5, 6))
+  const q3 = await connect('dq3')
+  const m3 = await L.subscribe(q3, ch, 'grp', dq(q3), 'dq3')
+  await m3.col.waitCount(2, WAIT_MS)
+  await sleep(QUIET_MS)
+  check(eq(m3.col.seqs(), [5, 6]), `durable queue: rejoining member got [${m3.col.seqs()}], expected [5,6]`)
+  await L.close(q3)
+  await L.close(p)
+  return { first, resumed: m3.col.seqs() }
+}
+
+/**
  * Phase A of a durable test: c1 subscribes durable "dur" from First with
  * manual acks, msg-1..3 are published, c1 acks 1 and 2 but not 3.
  */
@@ -349,7 +382,8 @@ const SCENARIOS = {
   max_inflight: maxInflight,
   durable_unsubscribe: durableUnsubscribe,
   pings,
-  ping_lost: pingLost
+  ping_lost: pingLost,
+  durable_queue: durableQueue
 }
 
 /**

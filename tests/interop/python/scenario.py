@@ -304,6 +304,38 @@ async def queue():
     return {"q1": s1, "q2": s2}
 
 
+async def durable_queue():
+    """Durable queue group: q1 and q2 (durable "dur", group "grp", first) share msg-1..4 and
+    ack them; both close (the group's state stays); msg-5, msg-6 are published; q3 joins
+    the same durable group and gets exactly 5 and 6."""
+    ch = channel_of("durable_queue")
+    p = await Conn("dqpub").connect()
+    q1 = await Conn("dq1").connect()
+    q2 = await Conn("dq2").connect()
+    _, c1 = await q1.subscribe(ch, "dq1", queue="grp", durable_name="dur", start_at="first")
+    _, c2 = await q2.subscribe(ch, "dq2", queue="grp", durable_name="dur", start_at="first")
+    await p.publish_all(ch, payloads(1, 4))
+    deadline = time.monotonic() + WAIT_S
+    while len(c1.msgs) + len(c2.msgs) < 4:
+        if time.monotonic() > deadline:
+            raise ScenarioError("durable queue: 4 deliveries timed out (q1 %s, q2 %s)" % (c1.seqs(), c2.seqs()))
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(QUIET_S)
+    first = sorted(c1.seqs() + c2.seqs())
+    check(first == [1, 2, 3, 4], "durable queue: members got %s, expected 1..4 once each" % first)
+    await q1.close()
+    await q2.close()
+    await p.publish_all(ch, payloads(5, 6))
+    q3 = await Conn("dq3").connect()
+    _, c3 = await q3.subscribe(ch, "dq3", queue="grp", durable_name="dur", start_at="first")
+    await c3.wait_count(2)
+    await asyncio.sleep(QUIET_S)
+    check(c3.seqs() == [5, 6], "durable queue: rejoining member got %s, expected [5, 6]" % c3.seqs())
+    await q3.close()
+    await p.close()
+    return {"first": first, "resumed": c3.seqs()}
+
+
 async def durable_phase_a(ch, publisher):
     """c1 subscribes durable "dur" from First with manual acks; msg-1..3; acks 1 and 2, not 3."""
     c1 = await Conn("c1").connect()
@@ -524,6 +556,7 @@ SCENARIOS = {
     "max_inflight": max_inflight,
     "durable_unsubscribe": durable_unsubscribe,
     "pings": pings,
+    "durable_queue": durable_queue,
 }
 
 
