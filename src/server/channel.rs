@@ -191,7 +191,11 @@ impl Channel {
     }
 
     async fn run(mut self, mut rx: mpsc::Receiver<ChannelCmd>) {
-        if let Ok(Some(last)) = self.store.get(self.state.last) {
+        let last_seq = self.state.last;
+        if let Ok(Some(last)) = self
+            .on_store("reading the newest message", move |s| s.get(last_seq))
+            .await
+        {
             self.last_timestamp = last.timestamp;
         }
         // Recovered pending messages go out before anything new.
