@@ -98,13 +98,16 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let store = {
+    let (store, info) = {
         let config = config.clone();
-        tokio::task::spawn_blocking(move || open_store(&config))
-            .await
-            .map_err(|e| ServerError::Internal(e.to_string()))??
+        tokio::task::spawn_blocking(move || {
+            let store = open_store(&config)?;
+            let info = load_server_info(&*store, &config)?;
+            Ok::<_, ServerError>((store, info))
+        })
+        .await
+        .map_err(|e| ServerError::Internal(e.to_string()))??
     };
-    let info = load_server_info(&*store, &config)?;
     let subjects = Subjects {
         cluster_id: info.cluster_id.clone(),
         pings: format!("{}.pings", info.discovery),
