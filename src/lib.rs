@@ -1,5 +1,6 @@
 //! stanchion: a NATS Streaming (STAN) server that joins an existing
 //! nats-server as an ordinary client.
+#![warn(missing_docs)]
 
 pub mod client;
 pub mod config;
