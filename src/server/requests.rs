@@ -44,11 +44,17 @@ const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(250)
 
 /// What the dispatcher is built from.
 pub struct Setup {
+    /// Validated configuration.
     pub config: Config,
+    /// The opened store, shared with the channel owners and the committer.
     pub store: Arc<dyn Store>,
+    /// The connection every subscription and reply uses.
     pub nats: async_nats::Client,
+    /// The subjects persisted at first start.
     pub subjects: Subjects,
+    /// Prefix of handed-out ack inboxes, persisted so recovered subscriptions keep theirs.
     pub ack_prefix: String,
+    /// Tracks every task so shutdown can wait for them.
     pub tasks: TaskTracker,
 }
 
