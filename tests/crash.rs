@@ -29,16 +29,7 @@ async fn every_acked_publish_survives_sigkill_under_load() {
 
     // A live subscriber records what it saw before the crash.
     let watcher = stan(&nats, "watcher").await;
-    let mut live = watcher
-        .subscribe(
-            "load",
-            SubscriptionOptions {
-                start: StartAt::First,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let mut live = watcher.subscribe("load", first()).await.unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let seen_w = seen.clone();
     let watch = tokio::spawn(async move {

@@ -6,14 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use stanchion::client::{StartAt, SubscriptionOptions};
-
-fn first() -> SubscriptionOptions {
-    SubscriptionOptions {
-        start: StartAt::First,
-        ..Default::default()
-    }
-}
+use stanchion::client::SubscriptionOptions;
 
 #[tokio::test]
 async fn max_msgs_keeps_the_newest_messages() {

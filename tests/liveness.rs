@@ -362,16 +362,7 @@ async fn nats_server_restart_keeps_state_and_clients() {
         .await
         .unwrap();
     let c = stan(&nats, "c").await;
-    let mut sub = c
-        .subscribe(
-            "foo",
-            SubscriptionOptions {
-                start: StartAt::First,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let mut sub = c.subscribe("foo", first()).await.unwrap();
     publish_n(&p, "foo", "before", 3).await;
     assert_eq!(next_seqs(&mut sub, 3).await, vec![1, 2, 3]);
 
@@ -420,16 +411,7 @@ async fn nats_server_restart_keeps_state_and_clients() {
     );
     // Nothing acknowledged was lost: a new reader sees 1..=3 and the new message.
     let r = stan(&nats, "r").await;
-    let mut all = r
-        .subscribe(
-            "foo",
-            SubscriptionOptions {
-                start: StartAt::First,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let mut all = r.subscribe("foo", first()).await.unwrap();
     let seqs = next_seqs(&mut all, usize::try_from(last).unwrap()).await;
     assert_eq!(seqs, (1..=last).collect::<Vec<_>>());
     for conn in [p, c, r] {

@@ -4,14 +4,7 @@
 mod common;
 
 use common::*;
-use stanchion::client::{Connection, Options, StartAt, SubscriptionOptions};
-
-fn first() -> SubscriptionOptions {
-    SubscriptionOptions {
-        start: StartAt::First,
-        ..Default::default()
-    }
-}
+use stanchion::client::{Connection, Options};
 
 #[tokio::test]
 async fn nss_short_flags_file_alias_and_sigterm() {

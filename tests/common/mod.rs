@@ -287,3 +287,11 @@ pub async fn publish_n(
             .expect("publish");
     }
 }
+
+/// Subscription options starting at the first stored message (stan.go's defaults otherwise).
+pub fn first() -> stanchion::client::SubscriptionOptions {
+    stanchion::client::SubscriptionOptions {
+        start: stanchion::client::StartAt::First,
+        ..Default::default()
+    }
+}
