@@ -277,29 +277,35 @@ impl Channel {
         let written = self
             .on_store("storing publishes", move |s| s.append(&msgs))
             .await;
+        if written.is_ok() {
+            // The log moved on even if the flush below fails: keep in step
+            // with it, or every later append would be out of order.
+            self.last_timestamp = ts;
+            self.state = self.store.state();
+            for e in entries {
+                self.recent_bytes += e.encoded.len();
+                self.recent.push_back(e);
+            }
+            while self.recent.len() > RECENT || self.recent_bytes > RECENT_BYTES {
+                let Some(old) = self.recent.pop_front() else {
+                    break;
+                };
+                self.recent_bytes -= old.encoded.len();
+            }
+        }
         let result = match written {
             Ok(()) => self.ctx.committer.flush().await,
             Err(e) => Err(e),
         };
+        // Errors were logged where they happened (store write or flush).
+        // A message whose flush failed is not acknowledged, though it may
+        // survive: at-least-once, never an ack for what might be lost.
         let error = match result {
             Ok(()) => {
-                self.last_timestamp = ts;
-                self.state = self.store.state();
-                for e in entries {
-                    self.recent_bytes += e.encoded.len();
-                    self.recent.push_back(e);
-                }
-                while self.recent.len() > RECENT || self.recent_bytes > RECENT_BYTES {
-                    let Some(old) = self.recent.pop_front() else {
-                        break;
-                    };
-                    self.recent_bytes -= old.encoded.len();
-                }
                 self.enforce_limits().await;
                 self.deliver().await;
                 String::new()
             }
-            // Already logged where it failed (store write or flush).
             Err(e) => e,
         };
         for (p, reply) in pubs.drain(..) {
@@ -321,18 +327,19 @@ impl Channel {
     }
 
     /// Messages with sequence >= `from`, at most `max`, from memory when recent enough.
-    pub(super) async fn fetch(&self, from: u64, max: usize) -> Vec<Entry> {
+    /// A store failure is an error, never an empty answer: callers must not
+    /// mistake it for messages removed by limits.
+    pub(super) async fn fetch(&self, from: u64, max: usize) -> Result<Vec<Entry>, String> {
         let from = from.max(self.state.first);
         if let Some(front) = self.recent.front() {
             if from >= front.seq {
                 let skip = usize::try_from(from - front.seq).unwrap_or(usize::MAX);
-                return self.recent.iter().skip(skip).take(max).cloned().collect();
+                return Ok(self.recent.iter().skip(skip).take(max).cloned().collect());
             }
         }
         self.on_store("reading messages", move |s| s.range(from, max))
             .await
             .map(|msgs| msgs.iter().map(Entry::from_msg).collect())
-            .unwrap_or_default()
     }
 
     /// Runs `op` on the channel's store on the blocking pool, never on an

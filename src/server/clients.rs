@@ -97,9 +97,14 @@ impl Clients {
     }
 
     /// Records an answered heartbeat (or a ping): the client is fully alive.
+    /// With `hb_inbox`, only if that is still the registered instance's inbox
+    /// (an answer from a replaced instance says nothing about the new one).
     /// Returns `true` if it was failing before.
-    pub fn heartbeat_ok(&self, id: &str) -> bool {
+    pub fn heartbeat_ok(&self, id: &str, hb_inbox: Option<&str>) -> bool {
         let mut inner = self.lock();
+        if !Self::is_instance(&inner, id, hb_inbox) {
+            return false;
+        }
         let was_failing = inner.hb_failures.remove(id).is_some();
         if was_failing {
             self.failing.fetch_sub(1, Ordering::Relaxed);
@@ -107,11 +112,12 @@ impl Clients {
         was_failing
     }
 
-    /// Records a missed heartbeat; returns the consecutive misses so far,
-    /// or `None` if the client is no longer registered.
-    pub fn heartbeat_missed(&self, id: &str) -> Option<u32> {
+    /// Records a missed heartbeat of the instance with `hb_inbox`; returns
+    /// the consecutive misses so far, or `None` if that instance is no
+    /// longer registered (closed, or replaced under the same client ID).
+    pub fn heartbeat_missed(&self, id: &str, hb_inbox: &str) -> Option<u32> {
         let mut inner = self.lock();
-        if !inner.by_id.contains_key(id) {
+        if !Self::is_instance(&inner, id, Some(hb_inbox)) {
             return None;
         }
         let count = inner.hb_failures.entry(id.to_string()).or_insert(0);
@@ -121,6 +127,18 @@ impl Clients {
             self.failing.fetch_add(1, Ordering::Relaxed);
         }
         Some(count)
+    }
+
+    /// Whether the client registered as `id` is the instance with `hb_inbox`.
+    pub fn is_registered_instance(&self, id: &str, hb_inbox: &str) -> bool {
+        Self::is_instance(&self.lock(), id, Some(hb_inbox))
+    }
+
+    fn is_instance(inner: &Inner, id: &str, hb_inbox: Option<&str>) -> bool {
+        inner
+            .by_id
+            .get(id)
+            .is_some_and(|c| hb_inbox.is_none_or(|inbox| c.hb_inbox == inbox))
     }
 
     /// Whether a client has missed its latest heartbeat(s): its plain
@@ -183,20 +201,43 @@ mod tests {
         let clients = Clients::default();
         assert!(clients.register(client("a", b"conn-a")));
         assert!(!clients.is_failing("a"));
-        assert_eq!(clients.heartbeat_missed("a"), Some(1));
-        assert_eq!(clients.heartbeat_missed("a"), Some(2));
+        assert_eq!(clients.heartbeat_missed("a", ""), Some(1));
+        assert_eq!(clients.heartbeat_missed("a", ""), Some(2));
         assert!(clients.is_failing("a"));
-        assert!(clients.heartbeat_ok("a"), "was failing");
+        assert!(clients.heartbeat_ok("a", Some("")), "was failing");
         assert!(!clients.is_failing("a"));
-        assert!(!clients.heartbeat_ok("a"));
-        assert_eq!(clients.heartbeat_missed("a"), Some(1));
+        assert!(!clients.heartbeat_ok("a", Some("")));
+        assert_eq!(clients.heartbeat_missed("a", ""), Some(1));
         clients.remove("a");
         assert!(!clients.is_failing("a"));
         assert_eq!(
-            clients.heartbeat_missed("a"),
+            clients.heartbeat_missed("a", ""),
             None,
             "gone clients are not counted"
         );
         assert_eq!(clients.failing.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn heartbeats_of_a_replaced_instance_do_not_count() {
+        let clients = Clients::default();
+        let mut old = client("a", b"conn-1");
+        old.hb_inbox = "hb-1".into();
+        assert!(clients.register(old));
+        clients.remove("a");
+        let mut new = client("a", b"conn-2");
+        new.hb_inbox = "hb-2".into();
+        assert!(clients.register(new));
+        assert_eq!(clients.heartbeat_missed("a", "hb-1"), None);
+        assert!(!clients.is_failing("a"));
+        assert_eq!(clients.heartbeat_missed("a", "hb-2"), Some(1));
+        assert!(
+            !clients.heartbeat_ok("a", Some("hb-1")),
+            "an old answer does not clear it"
+        );
+        assert!(clients.is_failing("a"));
+        assert!(clients.heartbeat_ok("a", None), "a ping (by connID) does");
+        assert!(clients.is_registered_instance("a", "hb-2"));
+        assert!(!clients.is_registered_instance("a", "hb-1"));
     }
 }

@@ -63,7 +63,11 @@ impl Channel {
             if room == 0 || sub.is_offline() || sub.state.last_sent >= self.state.last {
                 return;
             }
-            let entries = self.fetch(sub.state.last_sent + 1, room).await;
+            let Ok(entries) = self.fetch(sub.state.last_sent + 1, room).await else {
+                // The store failed (logged): try again later, skip nothing.
+                self.arm(Instant::now() + HELD_BACK_RETRY);
+                return;
+            };
             if entries.is_empty() {
                 // Nothing stored past last_sent (removed by limits): skip the gap.
                 if let Some(sub) = self.subs.get_mut(&id) {
@@ -90,7 +94,26 @@ impl Channel {
             if group.last_sent >= self.state.last {
                 return;
             }
-            let entries = self.fetch(group.last_sent + 1, PASS).await;
+            // Read no more than the live members can take now.
+            let clients = &self.ctx.clients;
+            let room: usize = group
+                .members
+                .iter()
+                .filter_map(|m| self.subs.get(m))
+                .filter(|s| s.has_room() && !clients.is_failing(&s.state.client_id))
+                .map(|s| {
+                    usize::try_from(s.state.max_in_flight)
+                        .unwrap_or(0)
+                        .saturating_sub(s.pending.len())
+                })
+                .sum();
+            if room == 0 {
+                return;
+            }
+            let Ok(entries) = self.fetch(group.last_sent + 1, room.min(PASS)).await else {
+                self.arm(Instant::now() + HELD_BACK_RETRY);
+                return;
+            };
             if entries.is_empty() {
                 if let Some(group) = self.groups.get_mut(key) {
                     group.last_sent = self.state.last;
@@ -259,7 +282,11 @@ impl Channel {
     /// Redelivers `seqs` (pending on `id`) now; messages no longer stored are implicitly acked.
     pub(super) async fn redeliver(&mut self, id: u64, seqs: &[u64]) {
         for chunk in seqs.chunks(PASS) {
-            let entries = self.fetch_seqs(chunk).await;
+            let Ok(entries) = self.fetch_seqs(chunk).await else {
+                // The store failed (logged): keep them pending, look again later.
+                self.arm(Instant::now() + HELD_BACK_RETRY);
+                return;
+            };
             for (seq, entry) in chunk.iter().zip(entries) {
                 let Some(sub) = self.subs.get_mut(&id) else {
                     return;
@@ -283,14 +310,14 @@ impl Channel {
     }
 
     /// The messages with these (ascending) sequences, `None` where not stored.
-    async fn fetch_seqs(&self, seqs: &[u64]) -> Vec<Option<Entry>> {
+    async fn fetch_seqs(&self, seqs: &[u64]) -> Result<Vec<Option<Entry>>, String> {
         let (Some(&lo), Some(&hi)) = (seqs.first(), seqs.last()) else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
         let span = usize::try_from(hi - lo + 1).unwrap_or(usize::MAX);
         if span <= PASS * 4 {
-            let entries = self.fetch(lo, span).await;
-            return seqs
+            let entries = self.fetch(lo, span).await?;
+            return Ok(seqs
                 .iter()
                 .map(|s| {
                     entries
@@ -298,13 +325,13 @@ impl Channel {
                         .ok()
                         .map(|i| entries[i].clone())
                 })
-                .collect();
+                .collect());
         }
         let mut out = Vec::with_capacity(seqs.len());
         for s in seqs {
-            out.push(self.fetch(*s, 1).await.into_iter().find(|e| e.seq == *s));
+            out.push(self.fetch(*s, 1).await?.into_iter().find(|e| e.seq == *s));
         }
-        out
+        Ok(out)
     }
 }
 

@@ -29,7 +29,12 @@ pub const DUP_PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 #[derive(Debug)]
 pub enum Liveness {
     /// The client missed more than `hb_fail_count` heartbeats in a row.
-    Dead(String),
+    Dead {
+        /// The client ID.
+        id: String,
+        /// The heartbeat inbox of the instance that stopped answering.
+        hb_inbox: String,
+    },
     /// A client answered again after missing heartbeats.
     Recovered,
 }
@@ -100,7 +105,7 @@ pub async fn run(
                 tasks.spawn(async move {
                     let answered = probe(&nats, &inbox, config.timeout).await;
                     drop(slot);
-                    check(&nats, &clients, &report, config, id, answered).await;
+                    check(&nats, &clients, &report, config, id, inbox, answered).await;
                 });
             }
         }
@@ -124,10 +129,11 @@ async fn check(
     report: &mpsc::Sender<Liveness>,
     config: HeartbeatConfig,
     id: String,
+    hb_inbox: String,
     answered: bool,
 ) {
     if answered {
-        if clients.heartbeat_ok(&id) {
+        if clients.heartbeat_ok(&id, Some(&hb_inbox)) {
             tracing::info!(client = %id, "client answers heartbeats again");
             let _ = report.send(Liveness::Recovered).await;
         }
@@ -137,7 +143,7 @@ async fn check(
     if !nats_connected(nats) {
         return;
     }
-    let Some(misses) = clients.heartbeat_missed(&id) else {
+    let Some(misses) = clients.heartbeat_missed(&id, &hb_inbox) else {
         return;
     };
     if misses == 1 {
@@ -147,7 +153,7 @@ async fn check(
     }
     if misses > config.fail_count {
         tracing::info!(client = %id, misses, "client timed out on heartbeats; closing it");
-        let _ = report.send(Liveness::Dead(id)).await;
+        let _ = report.send(Liveness::Dead { id, hb_inbox }).await;
     }
 }
 

@@ -6,6 +6,7 @@
 //! per channel), `clients` (registry), `committer` (group commit).
 
 mod channel;
+mod client_log;
 mod clients;
 mod committer;
 mod delivery;

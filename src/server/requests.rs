@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::channel::{self, ChannelCmd, ChannelCtx, ChannelHandle};
+use super::client_log::{ClientLog, ClientOp};
 use super::clients::Clients;
 use super::committer::Committer;
 use super::liveness::{self, HeartbeatConfig, Liveness, DUP_PROBE_TIMEOUT};
@@ -70,6 +71,8 @@ struct Dispatcher {
     lower_names: HashMap<String, String>,
     ctx: ChannelCtx,
     tasks: TaskTracker,
+    /// Writes client records in decision order.
+    client_log: ClientLog,
     /// Client IDs whose duplicate-connect probe is in flight.
     probing: HashSet<String>,
     /// Where duplicate-connect probes report.
@@ -114,7 +117,7 @@ pub async fn serve(
     let ctx = ChannelCtx {
         clients: clients.clone(),
         nats: nats.clone(),
-        committer,
+        committer: committer.clone(),
         ack_prefix: ack_prefix.clone().into(),
         replace_durable: config.replace_durable,
         max_subs: config.max_subs,
@@ -123,6 +126,7 @@ pub async fn serve(
         batch: config.io_batch_size.max(1),
     };
     let (probe_tx, mut probe_rx) = mpsc::channel(REPORTS);
+    let client_log = ClientLog::start(store.clone(), committer, &tasks);
     let mut d = Dispatcher {
         config,
         store,
@@ -135,9 +139,12 @@ pub async fn serve(
         tasks,
         probing: HashSet::new(),
         probe_tx,
+        client_log,
     };
-    d.recover().await?;
+    // Subscribe first: recovered channels redeliver at once, and the acks
+    // for those redeliveries must find the ack subscription in place.
     let mut inputs = d.subscribe_all(&ack_prefix).await?;
+    d.recover().await?;
     nats.flush()
         .await
         .map_err(|e| ServerError::Nats(e.to_string()))?;
@@ -224,24 +231,6 @@ async fn probe_for_other_server(
             Err(ServerError::AlreadyRunning(subjects.cluster_id.clone()))
         }
         _ => Ok(()),
-    }
-}
-
-/// Changes a client record in the store and, with a committer, makes it
-/// durable. Failures are logged: the registry in memory has changed already.
-async fn persist(
-    store: &Arc<dyn Store>,
-    committer: Option<&Committer>,
-    what: &'static str,
-    op: impl FnOnce(&dyn Store) -> crate::store::Result<()> + Send + 'static,
-) {
-    let store = store.clone();
-    let mut result = super::blocking(move || op(&*store)).await;
-    if let (Ok(()), Some(committer)) = (&result, committer) {
-        result = committer.flush().await;
-    }
-    if let Err(e) = result {
-        tracing::error!(error = %e, "{what} failed");
     }
 }
 
@@ -369,7 +358,7 @@ impl Dispatcher {
             });
             return;
         }
-        self.register(req, m.reply);
+        self.register(req, m.reply).await;
     }
 
     async fn refuse_duplicate(&self, reply: Option<Subject>) {
@@ -395,35 +384,14 @@ impl Dispatcher {
         }
         if self.clients.contains(&req.client_id) {
             tracing::info!(client = %req.client_id, "replacing a client that does not answer heartbeats");
-            let done = self.close_client(&req.client_id).await;
-            // The old record leaves the store before the new one is written.
-            let (store, id) = (self.store.clone(), req.client_id.clone());
-            self.register_after(req, reply, async move {
-                for d in done {
-                    let _ = d.await;
-                }
-                persist(&store, None, "removing the replaced client", move |s| {
-                    s.delete_client(&id)
-                })
-                .await;
-            });
-            return;
+            // Its record's delete is queued before the new record's put.
+            self.forget_client(req.client_id.clone(), None).await;
         }
-        self.register(req, reply);
+        self.register(req, reply).await;
     }
 
-    /// Registers a client and answers its connect once it is stored.
-    fn register(&mut self, req: ConnectRequest, reply: Option<Subject>) {
-        self.register_after(req, reply, async {});
-    }
-
-    /// Registers a client now; stores it (after `before` completes), then answers.
-    fn register_after(
-        &mut self,
-        req: ConnectRequest,
-        reply: Option<Subject>,
-        before: impl Future<Output = ()> + Send + 'static,
-    ) {
+    /// Registers a client now; answers its connect once it is stored.
+    async fn register(&mut self, req: ConnectRequest, reply: Option<Subject>) {
         let info = ClientInfo {
             id: req.client_id.clone(),
             hb_inbox: req.heartbeat_inbox.clone(),
@@ -441,17 +409,10 @@ impl Dispatcher {
         let resp =
             self.subjects
                 .connect_response(req.protocol, req.ping_interval, req.ping_max_out);
-        let (store, committer, nats) = (
-            self.store.clone(),
-            self.ctx.committer.clone(),
-            self.nats.clone(),
-        );
+        let stored = self.client_log.submit(ClientOp::Put(info)).await;
+        let nats = self.nats.clone();
         self.tasks.spawn(async move {
-            before.await;
-            persist(&store, Some(&committer), "storing a new client", move |s| {
-                s.put_client(&info)
-            })
-            .await;
+            let _ = stored.await;
             if let Some(reply) = reply {
                 let _ = nats.publish(reply, encode(&resp)).await;
             }
@@ -467,7 +428,7 @@ impl Dispatcher {
             .and_then(|p| self.clients.by_conn(&p.conn_id));
         let resp = match known {
             Some(id) => {
-                if self.clients.heartbeat_ok(&id) {
+                if self.clients.heartbeat_ok(&id, None) {
                     tracing::info!(client = %id, "client pings again after missing heartbeats");
                     self.wake_channels().await;
                 }
@@ -659,19 +620,13 @@ impl Dispatcher {
     /// and answers `reply` (if any) with an OK CloseResponse when done.
     async fn forget_client(&mut self, id: String, reply: Option<Subject>) {
         let done = self.close_client(&id).await;
-        let (store, committer, nats) = (
-            self.store.clone(),
-            self.ctx.committer.clone(),
-            self.nats.clone(),
-        );
+        let stored = self.client_log.submit(ClientOp::Delete(id)).await;
+        let nats = self.nats.clone();
         self.tasks.spawn(async move {
             for d in done {
                 let _ = d.await;
             }
-            persist(&store, Some(&committer), "removing a client", move |s| {
-                s.delete_client(&id)
-            })
-            .await;
+            let _ = stored.await;
             if let Some(reply) = reply {
                 let _ = nats.publish(reply, encode(&CloseResponse::default())).await;
             }
@@ -681,8 +636,9 @@ impl Dispatcher {
     /// Handles what the heartbeat checks found.
     async fn on_liveness(&mut self, report: Liveness) {
         match report {
-            Liveness::Dead(id) => {
-                if self.clients.contains(&id) {
+            Liveness::Dead { id, hb_inbox } => {
+                // Only the instance that stopped answering; not a replacement.
+                if self.clients.is_registered_instance(&id, &hb_inbox) {
                     tracing::info!(client = %id, "closing client: timed out on heartbeats");
                     self.forget_client(id, None).await;
                 }
