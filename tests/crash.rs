@@ -194,3 +194,66 @@ async fn durables_resume_after_restart_with_unacked_messages_first() {
     online.close().await.unwrap();
     p.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_then_immediate_reconnect_keeps_the_new_client_stored() {
+    use bytes::Bytes;
+    use prost::Message as _;
+    use stanchion::protocol::pb::{CloseRequest, ConnectRequest, ConnectResponse};
+
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Stanchion::start(&nats, &dir.path().join("data"), &[]).await;
+    let nc = nats.client().await;
+    let connect = |conn: &'static str| ConnectRequest {
+        client_id: "again".into(),
+        heartbeat_inbox: format!("_INBOX.hb-{conn}"),
+        protocol: 1,
+        conn_id: Bytes::from_static(conn.as_bytes()),
+        ping_interval: 5,
+        ping_max_out: 3,
+    };
+    let first = nc
+        .request(
+            "_STAN.discover.test-cluster",
+            connect("c1").encode_to_vec().into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ConnectResponse::decode(first.payload).unwrap().error, "");
+    // Close without waiting for its answer, then connect again at once: the
+    // close's store delete must not land after the new record.
+    let close = CloseRequest {
+        client_id: "again".into(),
+    };
+    nc.publish("_STAN.close.test-cluster", close.encode_to_vec().into())
+        .await
+        .unwrap();
+    let second = nc
+        .request(
+            "_STAN.discover.test-cluster",
+            connect("c2").encode_to_vec().into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ConnectResponse::decode(second.payload).unwrap().error, "");
+
+    server.restart_after_kill().await;
+    // The second instance is still registered: its connID may publish.
+    let msg = stanchion::protocol::pb::PubMsg {
+        client_id: "again".into(),
+        guid: "g".into(),
+        subject: "foo".into(),
+        conn_id: Bytes::from_static(b"c2"),
+        ..Default::default()
+    };
+    let reply = tokio::time::timeout(
+        WAIT,
+        nc.request("_STAN.pub.test-cluster.foo", msg.encode_to_vec().into()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let ack = stanchion::protocol::pb::PubAck::decode(reply.payload).unwrap();
+    assert_eq!(ack.error, "", "the reconnected client survived the restart");
+}
