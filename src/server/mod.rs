@@ -99,15 +99,30 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let (store, info) = {
+    let store = {
         let config = config.clone();
-        tokio::task::spawn_blocking(move || {
-            let store = open_store(&config)?;
-            let info = load_server_info(&*store, &config)?;
-            Ok::<_, ServerError>((store, info))
-        })
-        .await
-        .map_err(|e| ServerError::Internal(e.to_string()))??
+        tokio::task::spawn_blocking(move || open_store(&config))
+            .await
+            .map_err(|e| ServerError::Internal(e.to_string()))??
+    };
+    run_with_store(config, store, shutdown).await
+}
+
+/// Like [`run`], on a store the caller opened (`config.store` and `dir` are
+/// then unused): lets tests run the engine over an instrumented store.
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_with_store(
+    config: Config,
+    store: Arc<dyn Store>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let info = {
+        let (config, store) = (config.clone(), store.clone());
+        tokio::task::spawn_blocking(move || load_server_info(&*store, &config))
+            .await
+            .map_err(|e| ServerError::Internal(e.to_string()))??
     };
     let subjects = Subjects {
         cluster_id: info.cluster_id.clone(),
