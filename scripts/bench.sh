@@ -2,7 +2,7 @@
 # Runs the benchmark scenarios recorded in BENCHMARKS.md: each against a
 # fresh nats-server and a fresh release stanchion on a temp sled store.
 # Usage: scripts/bench.sh [scenario...]   (default: all)
-#   publish publish_nosync pubsub pubsub_nosync sync rss idle1k idle10k
+#   publish publish_nosync pubsub pubsub_nosync sync rss idle1k idle1k30 idle10k
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/nats-server.sh
@@ -30,7 +30,7 @@ cleanup_servers() { if [ ${#pids[@]} -gt 0 ]; then kill "${pids[@]}" 2>/dev/null
 bench() { echo "\$ stanchion-bench $*"; target/release/stanchion-bench --url "$url" "$@"; echo; }
 
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(publish publish_nosync pubsub pubsub_nosync sync rss idle1k idle10k)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(publish publish_nosync pubsub pubsub_nosync sync rss idle1k idle1k30 idle10k)
 for s in "${scenarios[@]}"; do
   echo "=== $s"
   case $s in
@@ -41,6 +41,7 @@ for s in "${scenarios[@]}"; do
     sync)           start;                    bench -n 5000 --sync ;;
     rss)            start;                    bench -n 1000000 --no-echo --server-pid "$stan_pid" ;;
     idle1k)         start -hbi 1s;            bench --idle-clients 1000 --window 20 --server-pid "$stan_pid" ;;
+    idle1k30)       start;                    bench --idle-clients 1000 --window 60 --server-pid "$stan_pid" ;;
     idle10k)        start;                    bench --idle-clients 10000 --window 60 --server-pid "$stan_pid" ;;
     *) echo "unknown scenario $s" >&2; exit 2 ;;
   esac
