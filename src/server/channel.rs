@@ -47,7 +47,7 @@ pub enum ChannelCmd {
     /// An ack that arrived on `ack_inbox`.
     Ack {
         /// The subject the ack arrived on.
-        ack_inbox: String,
+        ack_inbox: Subject,
         /// The acknowledged sequence.
         seq: u64,
     },

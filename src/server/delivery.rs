@@ -87,6 +87,24 @@ impl Channel {
     }
 
     async fn deliver_to_group(&mut self, key: &str) {
+        self.send_to_group(key).await;
+        // Every member records the group's position, so any one of them
+        // restores it after a restart; once per pass, not per message.
+        let Some(group) = self.groups.get(key) else {
+            return;
+        };
+        for m in &group.members {
+            if let Some(sub) = self.subs.get_mut(m) {
+                if sub.state.last_sent != group.last_sent {
+                    sub.state.last_sent = group.last_sent;
+                    self.dirty.insert(*m);
+                }
+            }
+        }
+    }
+
+    /// Hands the group's next messages to its members, as many as they take.
+    async fn send_to_group(&mut self, key: &str) {
         loop {
             let Some(group) = self.groups.get(key) else {
                 return;
@@ -129,16 +147,7 @@ impl Channel {
                     return;
                 };
                 group.last_sent = e.seq;
-                let members = group.members.clone();
                 self.send_new(member, &e).await;
-                // Every member records the group's position, so any one of
-                // them restores it after a restart.
-                for m in members {
-                    if let Some(sub) = self.subs.get_mut(&m) {
-                        sub.state.last_sent = e.seq;
-                        self.dirty.insert(m);
-                    }
-                }
             }
         }
     }

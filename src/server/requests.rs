@@ -495,7 +495,7 @@ impl Dispatcher {
         };
         if let Some(handle) = self.channels.get(&ack.subject) {
             let cmd = ChannelCmd::Ack {
-                ack_inbox: m.subject.to_string(),
+                ack_inbox: m.subject,
                 seq: ack.sequence,
             };
             let _ = handle.tx.send(cmd).await;
