@@ -13,32 +13,43 @@ const FLUSH_QUEUE: usize = 4096;
 
 type Waiter = oneshot::Sender<Result<(), String>>;
 
+/// With fsync off, how often the store is flushed in the background: what a
+/// machine crash can lose (a crash of stanchion alone loses nothing).
+const AUTO_SYNC: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A handle to the committer task. Cheap to clone.
 #[derive(Clone)]
 pub struct Committer {
-    /// `None` when fsync is off: flushes then return at once and sled's
-    /// background flush makes writes durable within its interval.
-    tx: Option<mpsc::Sender<Waiter>>,
+    /// Where flush requests go.
+    tx: mpsc::Sender<Waiter>,
+    /// fsync before acknowledging; when off, `flush` returns at once and the
+    /// store is flushed every [`AUTO_SYNC`] instead.
+    sync: bool,
 }
 
 impl Committer {
-    /// Starts the committer for `store`; with `sync` off it never fsyncs.
+    /// Starts the committer for `store`; with `sync` off it flushes on a timer.
     /// It stops once every handle is dropped, after answering what was queued.
     pub fn start(store: Arc<dyn Store>, sync: bool, tasks: &TaskTracker) -> Committer {
-        if !sync {
-            return Committer { tx: None };
-        }
         let (tx, rx) = mpsc::channel(FLUSH_QUEUE);
-        tasks.spawn(run(store, rx));
-        Committer { tx: Some(tx) }
+        if sync {
+            tasks.spawn(run(store, rx));
+        } else {
+            tasks.spawn(auto_sync(store, rx));
+        }
+        Committer { tx, sync }
     }
 
-    /// Waits until every store write made before this call is durable.
+    /// Waits until every store write made before this call is durable
+    /// (at once when fsync is off).
     ///
     /// # Errors
     /// The store's flush error text, or a note that the committer stopped.
     pub async fn flush(&self) -> Result<(), String> {
-        let Some(tx) = &self.tx else { return Ok(()) };
+        if !self.sync {
+            return Ok(());
+        }
+        let tx = &self.tx;
         let (done, wait) = oneshot::channel();
         tx.send(done)
             .await
@@ -61,6 +72,26 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Waiter>) {
         }
         for w in waiters.drain(..) {
             let _ = w.send(result.clone());
+        }
+    }
+}
+
+/// With fsync off: flush the store every [`AUTO_SYNC`] until every handle is gone.
+async fn auto_sync(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Waiter>) {
+    let mut tick = tokio::time::interval(AUTO_SYNC);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            msg = rx.recv() => match msg {
+                // Nobody sends with fsync off; a closed channel means stop.
+                Some(_) => continue,
+                None => return,
+            },
+        }
+        let store = store.clone();
+        if let Err(e) = super::blocking(move || store.flush()).await {
+            tracing::error!(error = %e, "background store flush failed");
         }
     }
 }
