@@ -54,10 +54,7 @@ async fn run(
 ) {
     let mut batch = Vec::new();
     while rx.recv_many(&mut batch, QUEUE).await > 0 {
-        let ops: Vec<ClientOp> = batch
-            .iter_mut()
-            .map(|(op, _)| std::mem::replace(op, ClientOp::Delete(String::new())))
-            .collect();
+        let (ops, dones): (Vec<ClientOp>, Vec<_>) = batch.drain(..).unzip();
         let store = store.clone();
         let mut result = super::blocking(move || {
             for op in &ops {
@@ -75,7 +72,7 @@ async fn run(
         if let Err(e) = result {
             tracing::error!(error = %e, "writing client records failed");
         }
-        for (_, done) in batch.drain(..) {
+        for done in dones {
             let _ = done.send(());
         }
     }
