@@ -1,0 +1,1 @@
+//! Placeholder until the NATS config parser lands (being written now).
