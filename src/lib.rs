@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod config;
+pub mod monitor;
 pub mod protocol;
 pub mod server;
 pub mod store;

@@ -1,18 +1,26 @@
 //! The `stanchion` binary: reads the configuration, sets up logging, and runs
-//! the server until SIGINT or SIGTERM. Everything else lives in the library.
+//! the server until SIGINT or SIGTERM; `stanchion healthcheck` asks a running
+//! one whether it is up. Everything else lives in the library.
+
+mod healthcheck;
 
 use std::process::ExitCode;
 
 use anyhow::Context;
-use stanchion::config::{Config, ConfigError};
+use stanchion::config::{Config, ConfigError, LogFormat};
 use tokio::signal::unix::{signal, SignalKind};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let config = match Config::load(std::env::args_os()) {
-        Ok(config) => config,
+    let mut args: Vec<_> = std::env::args_os().collect();
+    let healthcheck = args.get(1).is_some_and(|a| a == "healthcheck");
+    if healthcheck {
+        args.remove(1);
+    }
+    let loaded = match Config::load_reporting(args) {
+        Ok(loaded) => loaded,
         // Help and version exit 0 on stdout; usage errors exit 2 on stderr.
         Err(ConfigError::Args(e)) => e.exit(),
         Err(e) => {
@@ -20,14 +28,22 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let config = loaded.config;
+    if healthcheck {
+        return healthcheck::run(&config);
+    }
     if let Err(e) = init_logging(&config) {
         eprintln!("stanchion: {e:#}");
         return ExitCode::from(2);
     }
+    for warning in &loaded.warnings {
+        warn!("{warning}");
+    }
     match run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            error!("{e:#}");
+            // NSS's words, so that scripts watching for them keep working.
+            error!("Failed to start: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -51,13 +67,21 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
     if wanted > own_level(&spec) {
         filter = filter.add_directive(format!("stanchion={wanted}").parse()?);
     }
-    // Colours only on a terminal: log files and collectors get plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .init();
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        // One JSON object a line, fields flattened, for log collectors.
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+        // Colours only on a terminal: log files and collectors get plain text.
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
     Ok(())
 }
 
@@ -85,15 +109,7 @@ fn run(config: Config) -> anyhow::Result<()> {
         .context("cannot start the tokio runtime")?;
     runtime.block_on(async move {
         let shutdown = shutdown_signal()?;
-        info!(
-            cluster_id = %config.cluster_id,
-            nats_server = %config.nats_server,
-            store = %config.store,
-            "starting stanchion {}",
-            env!("CARGO_PKG_VERSION")
-        );
         stanchion::server::run(config, shutdown).await?;
-        info!("stanchion stopped");
         Ok(())
     })
 }

@@ -62,6 +62,12 @@ pub enum ChannelCmd {
     },
     /// A client answers again: retry deliveries held back for it.
     Wake,
+    /// The monitor asks for the channel's state; answered between batches,
+    /// without cutting the current publish batch short.
+    Snapshot {
+        /// Where the snapshot goes.
+        reply: oneshot::Sender<super::view::ChannelSnapshot>,
+    },
     /// A client is gone: its subscriptions close as if it had sent Close.
     ClientClosed {
         /// The departed client.
@@ -99,6 +105,8 @@ pub struct ChannelCtx {
     pub max_bytes: u64,
     /// Maximum publishes handled in one batch.
     pub batch: usize,
+    /// Counters the monitor reads.
+    pub stats: Arc<super::view::Stats>,
 }
 
 /// A message ready to send: its sequence and canonical encoding.
@@ -229,6 +237,9 @@ impl Channel {
             match cmd {
                 ChannelCmd::Publish { msg, reply } => pubs.push((msg, reply)),
                 ChannelCmd::Ack { ack_inbox, seq } => self.ack(&ack_inbox, seq),
+                ChannelCmd::Snapshot { reply } => {
+                    let _ = reply.send(self.snapshot());
+                }
                 other => {
                     // Publishes received before a control request take effect before it.
                     self.commit(&mut pubs).await;
@@ -243,7 +254,9 @@ impl Channel {
                             let _ = done.send(());
                         }
                         ChannelCmd::Wake => self.redeliver_expired(Instant::now()).await,
-                        ChannelCmd::Publish { .. } | ChannelCmd::Ack { .. } => unreachable!(),
+                        ChannelCmd::Publish { .. }
+                        | ChannelCmd::Ack { .. }
+                        | ChannelCmd::Snapshot { .. } => unreachable!(),
                     }
                 }
             }
@@ -257,6 +270,13 @@ impl Channel {
         if pubs.is_empty() {
             return;
         }
+        let stats = &self.ctx.stats;
+        stats.batches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // Batches hold at most `io_batch_size` messages: exact in an f64.
+        let size = u32::try_from(pubs.len()).unwrap_or(u32::MAX);
+        stats
+            .batch_sizes
+            .observe(&super::view::BATCH_BUCKETS, f64::from(size));
         let ts = self.last_timestamp.max(now_ns());
         let mut seq = self.state.last;
         let msgs: Vec<MsgProto> = pubs

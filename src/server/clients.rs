@@ -65,6 +65,15 @@ impl Clients {
         Some(info)
     }
 
+    /// Every registered client's ID and heartbeat inbox, for the monitor.
+    pub fn summaries(&self) -> Vec<(String, String)> {
+        self.lock()
+            .by_id
+            .values()
+            .map(|c| (c.id.clone(), c.hb_inbox.clone()))
+            .collect()
+    }
+
     /// Whether a client ID is registered.
     pub fn contains(&self, id: &str) -> bool {
         self.lock().by_id.contains_key(id)

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 
+use super::view::{Stats, FLUSH_BUCKETS};
 use crate::store::Store;
 
 /// How many flush requests may wait; senders wait (backpressure) when full.
@@ -30,12 +31,17 @@ pub struct Committer {
 impl Committer {
     /// Starts the committer for `store`; with `sync` off it flushes on a timer.
     /// It stops once every handle is dropped, after answering what was queued.
-    pub fn start(store: Arc<dyn Store>, sync: bool, tasks: &TaskTracker) -> Committer {
+    pub fn start(
+        store: Arc<dyn Store>,
+        sync: bool,
+        stats: Arc<Stats>,
+        tasks: &TaskTracker,
+    ) -> Committer {
         let (tx, rx) = mpsc::channel(FLUSH_QUEUE);
         if sync {
-            tasks.spawn(run(store, rx));
+            tasks.spawn(run(store, stats, rx));
         } else {
-            tasks.spawn(auto_sync(store, rx));
+            tasks.spawn(auto_sync(store, stats, rx));
         }
         Committer { tx, sync }
     }
@@ -59,14 +65,27 @@ impl Committer {
     }
 }
 
-async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Waiter>) {
+/// Flushes the store on the blocking pool, timing it for the monitor.
+async fn timed_flush(store: &Arc<dyn Store>, stats: &Stats) -> Result<(), String> {
+    let store = store.clone();
+    let started = std::time::Instant::now();
+    let result = super::blocking(move || store.flush()).await;
+    stats
+        .flushes
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    stats
+        .flush_seconds
+        .observe(&FLUSH_BUCKETS, started.elapsed().as_secs_f64());
+    result
+}
+
+async fn run(store: Arc<dyn Store>, stats: Arc<Stats>, mut rx: mpsc::Receiver<Waiter>) {
     let mut waiters = Vec::new();
     loop {
         if rx.recv_many(&mut waiters, FLUSH_QUEUE).await == 0 {
             break;
         }
-        let store = store.clone();
-        let result = super::blocking(move || store.flush()).await;
+        let result = timed_flush(&store, &stats).await;
         if let Err(e) = &result {
             tracing::error!(error = %e, "store flush failed");
         }
@@ -77,7 +96,7 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Waiter>) {
 }
 
 /// With fsync off: flush the store every [`AUTO_SYNC`] until every handle is gone.
-async fn auto_sync(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Waiter>) {
+async fn auto_sync(store: Arc<dyn Store>, stats: Arc<Stats>, mut rx: mpsc::Receiver<Waiter>) {
     let mut tick = tokio::time::interval(AUTO_SYNC);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -89,8 +108,7 @@ async fn auto_sync(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Waiter>) {
                 None => return,
             },
         }
-        let store = store.clone();
-        if let Err(e) = super::blocking(move || store.flush()).await {
+        if let Err(e) = timed_flush(&store, &stats).await {
             tracing::error!(error = %e, "background store flush failed");
         }
     }

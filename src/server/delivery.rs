@@ -171,7 +171,21 @@ impl Channel {
             seq: entry.seq,
         });
         self.arm(deadline);
+        self.count_out(entry.encoded.len(), false);
         self.send(inbox, entry.encoded.clone()).await;
+    }
+
+    /// Counts a delivery for the monitor, as NSS counts `out_msgs` / `out_bytes`.
+    fn count_out(&self, bytes: usize, redelivery: bool) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let stats = &self.ctx.stats;
+        stats.out_msgs.fetch_add(1, Relaxed);
+        stats
+            .out_bytes
+            .fetch_add(u64::try_from(bytes).unwrap_or(u64::MAX), Relaxed);
+        if redelivery {
+            stats.redeliveries.fetch_add(1, Relaxed);
+        }
     }
 
     /// Makes sure the redelivery timer fires by `deadline`.
@@ -313,7 +327,9 @@ impl Channel {
                 p.deadline = Instant::now() + sub.ack_wait;
                 let (count, deadline, inbox) = (p.redeliveries, p.deadline, sub.inbox.clone());
                 self.arm(deadline);
-                self.send(inbox, redelivery_payload(&entry, count)).await;
+                let payload = redelivery_payload(&entry, count);
+                self.count_out(payload.len(), true);
+                self.send(inbox, payload).await;
             }
         }
     }

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::clients::Clients;
+use super::view::Stats;
 
 /// Heartbeats in flight at once; more wait for a slot (they are spread
 /// over the interval, so this is only reached with slow clients).
@@ -72,6 +73,7 @@ pub async fn run(
     report: mpsc::Sender<Liveness>,
     stop: CancellationToken,
     tasks: TaskTracker,
+    stats: Arc<Stats>,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut round = Instant::now() + config.interval;
@@ -102,10 +104,12 @@ pub async fn run(
                     return;
                 };
                 let (nats, clients, report) = (nats.clone(), clients.clone(), report.clone());
+                let stats = stats.clone();
                 tasks.spawn(async move {
                     let answered = probe(&nats, &inbox, config.timeout).await;
                     drop(slot);
-                    check(&nats, &clients, &report, config, id, inbox, answered).await;
+                    let probed = Probed { id, hb_inbox: inbox, answered };
+                    check(&nats, &clients, &report, &stats, config, probed).await;
                 });
             }
         }
@@ -123,15 +127,26 @@ fn slice_count(interval: Duration, clients: usize) -> usize {
     by_time.clamp(1, clients.max(1))
 }
 
+/// The outcome of one heartbeat.
+struct Probed {
+    id: String,
+    hb_inbox: String,
+    answered: bool,
+}
+
 async fn check(
     nats: &async_nats::Client,
     clients: &Clients,
     report: &mpsc::Sender<Liveness>,
+    stats: &Stats,
     config: HeartbeatConfig,
-    id: String,
-    hb_inbox: String,
-    answered: bool,
+    probed: Probed,
 ) {
+    let Probed {
+        id,
+        hb_inbox,
+        answered,
+    } = probed;
     if answered {
         if clients.heartbeat_ok(&id, Some(&hb_inbox)) {
             tracing::info!(client = %id, "client answers heartbeats again");
@@ -146,6 +161,9 @@ async fn check(
     let Some(misses) = clients.heartbeat_missed(&id, &hb_inbox) else {
         return;
     };
+    stats
+        .hb_failures
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     if misses == 1 {
         tracing::info!(client = %id, "client missed a heartbeat");
     } else {

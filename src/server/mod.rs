@@ -12,9 +12,11 @@ mod committer;
 mod delivery;
 mod limits;
 mod liveness;
+pub mod nats_connect;
 mod requests;
 mod subs;
 mod subscribe;
+pub mod view;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -59,6 +61,9 @@ pub enum ServerError {
     /// Another streaming server already serves this cluster ID.
     #[error("discovered another streaming server with cluster ID {0:?}")]
     AlreadyRunning(String),
+    /// The monitoring HTTP server could not start.
+    #[error("{0}")]
+    Monitor(String),
     /// A background task panicked or failed.
     #[error("internal: {0}")]
     Internal(String),
@@ -94,18 +99,14 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServerError> {
 ///
 /// # Errors
 /// Store failures at start, a cluster ID mismatch, another server with the
-/// same cluster ID, or NATS failures the server cannot recover from.
+/// same cluster ID, a monitoring port that cannot be bound, or NATS
+/// failures the server cannot recover from.
 pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let store = {
-        let config = config.clone();
-        tokio::task::spawn_blocking(move || open_store(&config))
-            .await
-            .map_err(|e| ServerError::Internal(e.to_string()))??
-    };
-    run_with_store(config, store, shutdown).await
+    let opener = config.clone();
+    run_engine(config, move || open_store(&opener), shutdown).await
 }
 
 /// Like [`run`], on a store the caller opened (`config.store` and `dir` are
@@ -118,6 +119,38 @@ pub async fn run_with_store(
     store: Arc<dyn Store>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    run_engine(config, move || Ok(store), shutdown).await
+}
+
+/// Starts monitoring, opens the store with `open` (on the blocking pool),
+/// joins NATS and serves until `shutdown`.
+async fn run_engine(
+    config: Config,
+    open: impl FnOnce() -> Result<Arc<dyn Store>, ServerError> + Send + 'static,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let (view, queries) = view::ServerView::new(&config, Arc::new(view::Stats::default()));
+    // The signal is seen here first: readiness turns 503, then the
+    // dispatcher stops taking requests.
+    let signal = CancellationToken::new();
+    {
+        let (signal, view) = (signal.clone(), view.clone());
+        tokio::spawn(async move {
+            shutdown.await;
+            view.set_phase(view::Phase::ShuttingDown);
+            signal.cancel();
+        });
+    }
+    // Monitoring outlives the engine: it stops when this function returns.
+    let monitor_stop = CancellationToken::new();
+    let _monitor_guard = monitor_stop.clone().drop_guard();
+    let monitor = crate::monitor::start(&config, view.clone(), monitor_stop)
+        .await
+        .map_err(|e| ServerError::Monitor(e.to_string()))?;
+    log_startup(&config, monitor.as_ref().map(|m| m.addr));
+    let store = tokio::task::spawn_blocking(open)
+        .await
+        .map_err(|e| ServerError::Internal(e.to_string()))??;
     let info = {
         let (config, store) = (config.clone(), store.clone());
         tokio::task::spawn_blocking(move || load_server_info(&*store, &config))
@@ -134,19 +167,14 @@ pub async fn run_with_store(
         sub_close: info.sub_close.clone(),
         close: info.close.clone(),
     };
-    let stop = CancellationToken::new();
-    let trigger = stop.clone();
-    tokio::spawn(async move {
-        shutdown.await;
-        trigger.cancel();
-    });
     let nats = tokio::select! {
         nats = connect_nats(&config) => nats?,
-        () = stop.cancelled() => {
+        () = signal.cancelled() => {
             tracing::info!("stopped before nats-server was reachable");
             return Ok(());
         }
     };
+    view.set_nats(nats.clone());
     let tasks = TaskTracker::new();
     let result = requests::serve(
         requests::Setup {
@@ -156,8 +184,10 @@ pub async fn run_with_store(
             subjects,
             ack_prefix: info.ack_prefix,
             tasks: tasks.clone(),
+            view,
+            queries,
         },
-        stop.clone().cancelled_owned(),
+        signal,
     )
     .await;
     tasks.close();
@@ -182,6 +212,31 @@ pub async fn run_with_store(
     flushed.map_err(|e| ServerError::Internal(e.to_string()))??;
     tracing::info!("stanchion stopped");
     result
+}
+
+/// The startup line: what this server is and where it keeps and shows things.
+fn log_startup(config: &Config, monitor: Option<std::net::SocketAddr>) {
+    let dir = match config.store {
+        StoreKind::Sled => config.dir.display().to_string(),
+        StoreKind::Memory => "-".to_string(),
+    };
+    let monitoring = monitor.map_or_else(|| "off".to_string(), |a| format!("http://{a}"));
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        cluster_id = %config.cluster_id,
+        store = %config.store,
+        dir = %dir,
+        monitoring = %monitoring,
+        "starting stanchion {}",
+        env!("CARGO_PKG_VERSION")
+    );
+    tracing::info!(
+        max_channels = config.max_channels,
+        max_subs = config.max_subs,
+        max_msgs = config.max_msgs,
+        max_bytes = config.max_bytes,
+        "store limits (0 = unlimited)"
+    );
 }
 
 /// Reads the persisted server info, or creates it on first start.
@@ -214,42 +269,5 @@ fn load_server_info(store: &dyn Store, config: &Config) -> Result<ServerInfo, Se
 
 /// Connects to NATS, retrying (with a log line) until the server is up.
 async fn connect_nats(config: &Config) -> Result<async_nats::Client, ServerError> {
-    let urls: Vec<async_nats::ServerAddr> = config
-        .nats_server
-        .split(',')
-        .map(|u| u.trim().parse::<async_nats::ServerAddr>())
-        .collect::<Result<_, _>>()
-        .map_err(|e| {
-            ServerError::Nats(format!("invalid NATS URL {:?}: {e}", config.nats_server))
-        })?;
-    let mut delay = Duration::from_millis(250);
-    loop {
-        let options = async_nats::ConnectOptions::new()
-            .name(format!("stanchion-{}", config.cluster_id))
-            .subscription_capacity(SUBSCRIPTION_CAPACITY)
-            .max_reconnects(None)
-            .event_callback(|event| async move {
-                match event {
-                    async_nats::Event::Disconnected => {
-                        tracing::warn!("disconnected from nats-server; reconnecting")
-                    }
-                    async_nats::Event::Connected => tracing::info!("connected to nats-server"),
-                    async_nats::Event::SlowConsumer(sid) => {
-                        tracing::error!(
-                            sid,
-                            "internal subscription overflowed: messages were dropped"
-                        )
-                    }
-                    other => tracing::info!(event = %other, "nats event"),
-                }
-            });
-        match options.connect(urls.clone()).await {
-            Ok(client) => return Ok(client),
-            Err(e) => {
-                tracing::warn!(url = %config.nats_server, error = %e, retry_in = ?delay, "nats-server not reachable yet; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
-        }
-    }
+    nats_connect::connect(config).await
 }

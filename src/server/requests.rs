@@ -7,7 +7,6 @@
 //! publishes and acks already received are drained and routed first.
 
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
 use std::sync::Arc;
 
 use async_nats::{Message, Subject, Subscriber};
@@ -23,6 +22,7 @@ use super::client_log::{ClientLog, ClientOp};
 use super::clients::Clients;
 use super::committer::Committer;
 use super::liveness::{self, HeartbeatConfig, Liveness, DUP_PROBE_TIMEOUT};
+use super::view::{ClientSummary, Phase, Query, Registry, ServerView, Stats};
 use super::ServerError;
 use crate::config::Config;
 use crate::protocol::pb::{
@@ -57,6 +57,10 @@ pub struct Setup {
     pub ack_prefix: String,
     /// Tracks every task so shutdown can wait for them.
     pub tasks: TaskTracker,
+    /// What the monitor sees; the dispatcher marks it ready.
+    pub view: ServerView,
+    /// The monitor's questions to the dispatcher.
+    pub queries: mpsc::Receiver<Query>,
 }
 
 /// The dispatcher's state. Only its own task touches it.
@@ -77,6 +81,8 @@ struct Dispatcher {
     probing: HashSet<String>,
     /// Where duplicate-connect probes report.
     probe_tx: mpsc::Sender<DupProbe>,
+    /// Counters the monitor reads.
+    stats: Arc<Stats>,
 }
 
 /// The outcome of probing the old holder of a client ID a new connect wants.
@@ -84,6 +90,21 @@ struct DupProbe {
     req: ConnectRequest,
     reply: Option<Subject>,
     old_alive: bool,
+}
+
+/// One thing for the dispatcher to handle, as its loop picked it.
+enum Input {
+    Query(Query),
+    Liveness(Liveness),
+    DupProbe(DupProbe),
+    Publish(Message),
+    Ack(Message),
+    Connect(Message),
+    Ping(Message),
+    Subscribe(Message),
+    Unsubscribe(Message),
+    SubClose(Message),
+    Close(Message),
 }
 
 /// The NATS subscriptions the server serves.
@@ -99,10 +120,7 @@ struct Inputs {
 }
 
 /// Recovers channels, subscribes the STAN subjects and serves until `shutdown`.
-pub async fn serve(
-    setup: Setup,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ServerError> {
+pub async fn serve(setup: Setup, signal: CancellationToken) -> Result<(), ServerError> {
     let Setup {
         config,
         store,
@@ -110,9 +128,12 @@ pub async fn serve(
         subjects,
         ack_prefix,
         tasks,
+        view,
+        mut queries,
     } = setup;
     probe_for_other_server(&nats, &subjects).await?;
-    let committer = Committer::start(store.clone(), config.file_sync, &tasks);
+    let stats = view.stats_arc();
+    let committer = Committer::start(store.clone(), config.file_sync, stats.clone(), &tasks);
     let clients = Arc::new(Clients::default());
     let ctx = ChannelCtx {
         clients: clients.clone(),
@@ -124,6 +145,7 @@ pub async fn serve(
         max_msgs: config.max_msgs,
         max_bytes: config.max_bytes,
         batch: config.io_batch_size.max(1),
+        stats: stats.clone(),
     };
     let (probe_tx, mut probe_rx) = mpsc::channel(REPORTS);
     let client_log = ClientLog::start(store.clone(), committer, &tasks);
@@ -140,6 +162,7 @@ pub async fn serve(
         probing: HashSet::new(),
         probe_tx,
         client_log,
+        stats: stats.clone(),
     };
     // Subscribe first: recovered channels redeliver at once, and the acks
     // for those redeliveries must find the ack subscription in place.
@@ -155,6 +178,7 @@ pub async fn serve(
         channels = d.channels.len(),
         "stanchion is ready"
     );
+    view.set_phase(Phase::Ready);
     let stop = CancellationToken::new();
     let (live_tx, mut live_rx) = mpsc::channel(REPORTS);
     let hb = HeartbeatConfig {
@@ -169,32 +193,50 @@ pub async fn serve(
         live_tx,
         stop.clone(),
         d.tasks.clone(),
+        stats,
     ));
-    let shutdown = shutdown.fuse();
-    tokio::pin!(shutdown);
     loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            Some(report) = live_rx.recv() => d.on_liveness(report).await,
-            Some(probe) = probe_rx.recv() => d.on_dup_probe(probe).await,
-            Some(m) = inputs.publish.next() => d.on_publish(m).await,
-            Some(m) = inputs.acks.next() => d.on_ack(m).await,
-            Some(m) = inputs.discover.next() => d.on_connect(m).await,
-            Some(m) = inputs.pings.next() => d.on_ping(m).await,
-            Some(m) = inputs.subscribe.next() => d.on_subscribe(m).await,
-            Some(m) = inputs.unsubscribe.next() => {
+        let input = tokio::select! {
+            () = signal.cancelled() => break,
+            Some(q) = queries.recv() => Input::Query(q),
+            Some(report) = live_rx.recv() => Input::Liveness(report),
+            Some(probe) = probe_rx.recv() => Input::DupProbe(probe),
+            Some(m) = inputs.publish.next() => Input::Publish(m),
+            Some(m) = inputs.acks.next() => Input::Ack(m),
+            Some(m) = inputs.discover.next() => Input::Connect(m),
+            Some(m) = inputs.pings.next() => Input::Ping(m),
+            Some(m) = inputs.subscribe.next() => Input::Subscribe(m),
+            Some(m) = inputs.unsubscribe.next() => Input::Unsubscribe(m),
+            Some(m) = inputs.sub_close.next() => Input::SubClose(m),
+            Some(m) = inputs.close.next() => Input::Close(m),
+            else => break,
+        };
+        // The signal wins every race: a request picked in the same poll as
+        // the signal, or queued behind it, is not taken.
+        if signal.is_cancelled() {
+            break;
+        }
+        match input {
+            Input::Query(q) => d.on_query(q),
+            Input::Liveness(report) => d.on_liveness(report).await,
+            Input::DupProbe(probe) => d.on_dup_probe(probe).await,
+            Input::Publish(m) => d.on_publish(m).await,
+            Input::Ack(m) => d.on_ack(m).await,
+            Input::Connect(m) => d.on_connect(m).await,
+            Input::Ping(m) => d.on_ping(m).await,
+            Input::Subscribe(m) => d.on_subscribe(m).await,
+            Input::Unsubscribe(m) => {
                 d.barrier(&mut inputs).await;
                 d.on_unsubscribe(m, false).await;
             }
-            Some(m) = inputs.sub_close.next() => {
+            Input::SubClose(m) => {
                 d.barrier(&mut inputs).await;
                 d.on_unsubscribe(m, true).await;
             }
-            Some(m) = inputs.close.next() => {
+            Input::Close(m) => {
                 d.barrier(&mut inputs).await;
                 d.on_close(m).await;
             }
-            else => break,
         }
     }
     tracing::info!("shutting down: no new requests; finishing queued work");
@@ -443,7 +485,13 @@ impl Dispatcher {
 
     async fn on_publish(&mut self, m: Message) {
         let msg = match PubMsg::decode(m.payload.clone()) {
-            Ok(msg) => msg,
+            Ok(msg) => {
+                use std::sync::atomic::Ordering::Relaxed;
+                self.stats.in_msgs.fetch_add(1, Relaxed);
+                let bytes = u64::try_from(m.payload.len()).unwrap_or(u64::MAX);
+                self.stats.in_bytes.fetch_add(bytes, Relaxed);
+                msg
+            }
             Err(e) => {
                 tracing::warn!(subject = %m.subject, error = %e, "undecodable publish");
                 let ack = PubAck {
@@ -640,10 +688,33 @@ impl Dispatcher {
                 // Only the instance that stopped answering; not a replacement.
                 if self.clients.is_registered_instance(&id, &hb_inbox) {
                     tracing::info!(client = %id, "closing client: timed out on heartbeats");
+                    self.stats
+                        .hb_closed
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     self.forget_client(id, None).await;
                 }
             }
             Liveness::Recovered => self.wake_channels().await,
+        }
+    }
+
+    /// Answers the monitor with a copy of the registry.
+    fn on_query(&self, query: Query) {
+        match query {
+            Query::Registry(reply) => {
+                let clients = self
+                    .clients
+                    .summaries()
+                    .into_iter()
+                    .map(|(id, hb_inbox)| ClientSummary { id, hb_inbox })
+                    .collect();
+                let channels = self
+                    .channels
+                    .iter()
+                    .map(|(name, handle)| (name.clone(), handle.clone()))
+                    .collect();
+                let _ = reply.send(Registry { clients, channels });
+            }
         }
     }
 

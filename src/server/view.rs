@@ -1,0 +1,424 @@
+//! What the monitor sees of the running server, without slowing it down.
+//!
+//! Counters ([`Stats`]) are relaxed atomics bumped on the hot path. The
+//! lists (clients, channels, subscriptions) are snapshots: the dispatcher
+//! copies its registry when asked through its query mailbox, and each
+//! channel owner answers a snapshot command between two batches. The
+//! monitor so never takes a lock that the publish path waits on; a busy
+//! server answers a little later instead.
+
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use futures::future::join_all;
+use tokio::sync::{mpsc, oneshot};
+
+use super::channel::{Channel, ChannelCmd, ChannelHandle};
+use crate::config::{Config, StoreKind};
+
+/// Depth of the dispatcher's query mailbox; monitor requests wait when full.
+pub(super) const QUERIES: usize = 64;
+
+/// How long a monitor request waits for the server to answer a snapshot.
+const SNAPSHOT_WAIT: Duration = Duration::from_secs(5);
+
+/// Counters of what the server did since it started, as NSS counts them
+/// (`in_*` per received publish, `out_*` per delivery, redeliveries too),
+/// plus stanchion's own.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Publish requests received and decoded.
+    pub in_msgs: AtomicU64,
+    /// Their payload bytes (the encoded PubMsg, as NSS counts).
+    pub in_bytes: AtomicU64,
+    /// Messages sent to subscribers, redeliveries included.
+    pub out_msgs: AtomicU64,
+    /// Their encoded bytes.
+    pub out_bytes: AtomicU64,
+    /// Messages sent again after their AckWait expired.
+    pub redeliveries: AtomicU64,
+    /// Heartbeats a client did not answer in time.
+    pub hb_failures: AtomicU64,
+    /// Clients closed because they stopped answering heartbeats.
+    pub hb_closed: AtomicU64,
+    /// Internal NATS subscriptions that overflowed and dropped messages.
+    pub slow_consumers: AtomicU64,
+    /// Times the NATS connection was re-established after a disconnect.
+    pub reconnects: AtomicU64,
+    /// Publish batches committed, and the messages in them.
+    pub batches: AtomicU64,
+    /// Store flushes (fsync) done.
+    pub flushes: AtomicU64,
+    /// Histogram of publish batch sizes (messages), see [`BATCH_BUCKETS`].
+    pub batch_sizes: Buckets<{ BATCH_BUCKETS.len() }>,
+    /// Histogram of store flush latency (seconds), see [`FLUSH_BUCKETS`].
+    pub flush_seconds: Buckets<{ FLUSH_BUCKETS.len() }>,
+}
+
+/// Upper bounds of the publish batch size histogram.
+pub const BATCH_BUCKETS: [f64; 9] = [1.0, 2.0, 4.0, 8.0, 16.0, 64.0, 256.0, 1024.0, 4096.0];
+
+/// Upper bounds (seconds) of the flush latency histogram.
+pub const FLUSH_BUCKETS: [f64; 12] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
+];
+
+/// A histogram of atomic buckets: observing is a few relaxed adds, never a lock.
+#[derive(Debug)]
+pub struct Buckets<const N: usize> {
+    counts: [AtomicU64; N],
+    /// Observations above the last bound.
+    over: AtomicU64,
+    /// Sum of the observed values, in millionths.
+    sum_micros: AtomicU64,
+}
+
+impl<const N: usize> Default for Buckets<N> {
+    fn default() -> Self {
+        Buckets {
+            counts: std::array::from_fn(|_| AtomicU64::new(0)),
+            over: AtomicU64::new(0),
+            sum_micros: AtomicU64::new(0),
+        }
+    }
+}
+
+impl<const N: usize> Buckets<N> {
+    /// Counts `value` in the first bucket whose bound is at least it.
+    pub fn observe(&self, bounds: &[f64; N], value: f64) {
+        match bounds.iter().position(|b| value <= *b) {
+            Some(i) => self.counts[i].fetch_add(1, Ordering::Relaxed),
+            None => self.over.fetch_add(1, Ordering::Relaxed),
+        };
+        // In millionths: exact for counts, sub-microsecond for seconds.
+        let micros = (value * 1e6).round();
+        if micros.is_finite() && micros >= 0.0 {
+            // A float to integer `as` saturates; values here are far below u64::MAX.
+            self.sum_micros
+                .fetch_add(micros as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Per-bucket counts (not cumulative), the count above the last bound,
+    /// and the sum of observed values.
+    pub fn read(&self) -> ([u64; N], u64, f64) {
+        let counts = std::array::from_fn(|i| self.counts[i].load(Ordering::Relaxed));
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        (counts, self.over.load(Ordering::Relaxed), sum)
+    }
+}
+
+/// Where the server is in its life, for the readiness probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Opening the store, joining NATS, recovering.
+    Starting = 0,
+    /// Serving clients.
+    Ready = 1,
+    /// A signal was seen: no new requests.
+    ShuttingDown = 2,
+}
+
+/// A client as the monitor lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientSummary {
+    /// The client ID.
+    pub id: String,
+    /// Where heartbeats go.
+    pub hb_inbox: String,
+}
+
+/// A subscription as the monitor shows it (NSS's `Subscriptionz`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubSnapshot {
+    /// The owner; for an offline durable, its last owner.
+    pub client_id: String,
+    /// Where messages go.
+    pub inbox: String,
+    /// Where acks come from.
+    pub ack_inbox: String,
+    /// Durable name, empty if none.
+    pub durable_name: String,
+    /// Queue group (`durable:group` for durable groups), empty if none.
+    pub queue_name: String,
+    /// Durable (plain or queue).
+    pub is_durable: bool,
+    /// Offline durable or durable queue group shadow.
+    pub is_offline: bool,
+    /// MaxInFlight.
+    pub max_inflight: i32,
+    /// AckWait in seconds.
+    pub ack_wait: i32,
+    /// Last sequence sent.
+    pub last_sent: u64,
+    /// Messages sent and not acknowledged.
+    pub pending_count: usize,
+    /// Pending has reached MaxInFlight.
+    pub is_stalled: bool,
+}
+
+/// A channel as the monitor shows it (NSS's `Channelz`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelSnapshot {
+    /// Channel name.
+    pub name: String,
+    /// Stored messages.
+    pub msgs: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Oldest stored sequence (0 when empty).
+    pub first_seq: u64,
+    /// Newest sequence.
+    pub last_seq: u64,
+    /// Every subscription, offline durables and shadows included.
+    pub subs: Vec<SubSnapshot>,
+}
+
+/// A request to the dispatcher from the monitor.
+pub(super) enum Query {
+    /// Copy the registry of clients and channels.
+    Registry(oneshot::Sender<Registry>),
+}
+
+/// The dispatcher's registry, copied.
+pub(super) struct Registry {
+    pub clients: Vec<ClientSummary>,
+    pub channels: Vec<(String, ChannelHandle)>,
+}
+
+/// The server is not serving (starting, stopping) or did not answer in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the server is not serving requests")]
+pub struct Unavailable;
+
+/// Shared by the server and its monitor; cheap to clone.
+#[derive(Clone)]
+pub struct ServerView {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    stats: Arc<Stats>,
+    phase: AtomicU8,
+    server_id: String,
+    cluster_id: String,
+    started: SystemTime,
+    store: StoreKind,
+    config: Config,
+    queries: mpsc::Sender<Query>,
+    /// Set once connected, for the readiness probe.
+    nats: OnceLock<async_nats::Client>,
+}
+
+impl ServerView {
+    /// A view of a server about to start with `config`; the receiver goes
+    /// to the dispatcher.
+    pub(super) fn new(config: &Config, stats: Arc<Stats>) -> (ServerView, mpsc::Receiver<Query>) {
+        let (queries, rx) = mpsc::channel(QUERIES);
+        let inner = Inner {
+            stats,
+            phase: AtomicU8::new(Phase::Starting as u8),
+            server_id: nuid::next().to_string(),
+            cluster_id: config.cluster_id.clone(),
+            started: SystemTime::now(),
+            store: config.store,
+            config: config.clone(),
+            queries,
+            nats: OnceLock::new(),
+        };
+        (
+            ServerView {
+                inner: Arc::new(inner),
+            },
+            rx,
+        )
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Stats {
+        &self.inner.stats
+    }
+
+    /// The counters, shared with the parts of the server that bump them.
+    pub(super) fn stats_arc(&self) -> Arc<Stats> {
+        self.inner.stats.clone()
+    }
+
+    /// This process's server ID (a NUID, new at every start, as NSS's).
+    pub fn server_id(&self) -> &str {
+        &self.inner.server_id
+    }
+
+    /// The cluster ID served.
+    pub fn cluster_id(&self) -> &str {
+        &self.inner.cluster_id
+    }
+
+    /// When the server started.
+    pub fn started(&self) -> SystemTime {
+        self.inner.started
+    }
+
+    /// The store type.
+    pub fn store(&self) -> StoreKind {
+        self.inner.store
+    }
+
+    /// The configuration the server runs with (limits for `/storez`).
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The current phase.
+    pub fn phase(&self) -> Phase {
+        match self.inner.phase.load(Ordering::Acquire) {
+            0 => Phase::Starting,
+            1 => Phase::Ready,
+            _ => Phase::ShuttingDown,
+        }
+    }
+
+    /// Moves to `phase`; shutting down is final.
+    pub(super) fn set_phase(&self, phase: Phase) {
+        let _ = self
+            .inner
+            .phase
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| {
+                (now != Phase::ShuttingDown as u8).then_some(phase as u8)
+            });
+    }
+
+    /// Records the NATS connection, for [`ServerView::nats_connected`].
+    pub(super) fn set_nats(&self, nats: async_nats::Client) {
+        let _ = self.inner.nats.set(nats);
+    }
+
+    /// Whether the NATS connection is up.
+    pub fn nats_connected(&self) -> bool {
+        self.inner
+            .nats
+            .get()
+            .is_some_and(super::liveness::nats_connected)
+    }
+
+    /// Ready to serve: recovered, connected to NATS, not shutting down.
+    pub fn is_ready(&self) -> bool {
+        self.phase() == Phase::Ready && self.nats_connected()
+    }
+
+    async fn registry(&self) -> Result<Registry, Unavailable> {
+        if self.phase() != Phase::Ready {
+            return Err(Unavailable);
+        }
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .queries
+            .send(Query::Registry(tx))
+            .await
+            .map_err(|_| Unavailable)?;
+        tokio::time::timeout(SNAPSHOT_WAIT, rx)
+            .await
+            .map_err(|_| Unavailable)?
+            .map_err(|_| Unavailable)
+    }
+
+    /// Every registered client, sorted by ID.
+    ///
+    /// # Errors
+    /// [`Unavailable`] when the server is not serving.
+    pub async fn clients(&self) -> Result<Vec<ClientSummary>, Unavailable> {
+        let mut clients = self.registry().await?.clients;
+        clients.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(clients)
+    }
+
+    /// Every channel name, sorted.
+    ///
+    /// # Errors
+    /// [`Unavailable`] when the server is not serving.
+    pub async fn channel_names(&self) -> Result<Vec<String>, Unavailable> {
+        let mut names: Vec<String> = self
+            .registry()
+            .await?
+            .channels
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Snapshots of the channels `wanted` decides on (by name), sorted by
+    /// name, each taken by its owner; the owners are asked all at once.
+    ///
+    /// # Errors
+    /// [`Unavailable`] when the server is not serving or an owner does not answer.
+    pub async fn channels(
+        &self,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Result<Vec<ChannelSnapshot>, Unavailable> {
+        let registry = self.registry().await?;
+        let asks = registry
+            .channels
+            .into_iter()
+            .filter(|(name, _)| wanted(name))
+            .map(|(_, handle)| async move {
+                let (tx, rx) = oneshot::channel();
+                handle
+                    .tx
+                    .send(ChannelCmd::Snapshot { reply: tx })
+                    .await
+                    .map_err(|_| Unavailable)?;
+                tokio::time::timeout(SNAPSHOT_WAIT, rx)
+                    .await
+                    .map_err(|_| Unavailable)?
+                    .map_err(|_| Unavailable)
+            });
+        let mut snapshots = join_all(asks)
+            .await
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()?;
+        snapshots.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(snapshots)
+    }
+}
+
+impl Channel {
+    /// This channel as the monitor shows it.
+    pub(super) fn snapshot(&self) -> ChannelSnapshot {
+        let mut subs: Vec<(u64, SubSnapshot)> = self
+            .subs
+            .iter()
+            .map(|(id, sub)| {
+                let s = &sub.state;
+                let snapshot = SubSnapshot {
+                    client_id: s.client_id.clone(),
+                    inbox: s.inbox.clone(),
+                    ack_inbox: s.ack_inbox.clone(),
+                    durable_name: s.durable_name.clone(),
+                    queue_name: s.q_group.clone(),
+                    is_durable: s.is_durable,
+                    is_offline: sub.is_offline(),
+                    max_inflight: s.max_in_flight,
+                    ack_wait: s.ack_wait_in_secs,
+                    last_sent: s.last_sent,
+                    pending_count: sub.pending.len(),
+                    is_stalled: !sub.is_offline() && !sub.has_room(),
+                };
+                (*id, snapshot)
+            })
+            .collect();
+        // Subscription IDs grow with creation: list them in that order.
+        subs.sort_by_key(|(id, _)| *id);
+        let subs = subs.into_iter().map(|(_, s)| s).collect();
+        ChannelSnapshot {
+            name: self.name.clone(),
+            msgs: self.state.msgs,
+            bytes: self.state.bytes,
+            first_seq: if self.state.msgs == 0 { 0 } else { self.state.first },
+            last_seq: self.state.last,
+            subs,
+        }
+    }
+}
