@@ -3,6 +3,9 @@
 //! when a test fails (panics) so passing runs stay quiet.
 #![allow(dead_code)]
 
+pub mod http;
+pub mod secure;
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
