@@ -118,6 +118,12 @@ fn run(config: Config) -> anyhow::Result<()> {
 /// installed before it is returned, so a signal arriving during startup is
 /// not lost.
 fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    // The flag is set in the handler itself, so no request queued behind
+    // the signal can be taken while the tasks below are being woken.
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stanchion::server::signal_flag())
+            .context("cannot handle stop signals")?;
+    }
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
     let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     Ok(async move {

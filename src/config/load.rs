@@ -187,6 +187,10 @@ impl Config {
     }
 }
 
+/// Limits an NSS file may set that stanchion does not enforce yet: reported,
+/// not silently dropped.
+const NOT_YET_KEYS: &[&str] = &["max_age", "max_inactivity", "channels"];
+
 /// The file layer for `path`: TOML (focused on its `[streaming]` table when
 /// it has one) for a `.toml` file, else an NSS config file, whose ignored
 /// keys join `warnings`.
@@ -206,7 +210,15 @@ fn file_layer(path: &Path, warnings: &mut Vec<String>) -> Result<Figment, Config
             file
         });
     }
-    let nss = nss_file::read(path)?;
+    let mut nss = nss_file::read(path)?;
+    for key in NOT_YET_KEYS {
+        if nss.values.remove(*key).is_some() {
+            warnings.push(format!(
+                "ignoring config key {key:?} ({}): not implemented yet",
+                path.display()
+            ));
+        }
+    }
     for ignored in &nss.ignored {
         warnings.push(format!(
             "ignoring config key {:?} ({}:{}): {}",

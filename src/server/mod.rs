@@ -19,6 +19,7 @@ mod subscribe;
 pub mod view;
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +31,23 @@ use crate::protocol::Subjects;
 use crate::store::{MemoryStore, ServerInfo, SledOptions, SledStore, Store, StoreError};
 
 pub use clients::Clients;
+
+/// Set by the signal handler itself (an atomic store is async-signal-safe),
+/// before any task is woken: the dispatcher checks it before taking each
+/// request, so a request that arrives together with SIGTERM loses the race.
+static SIGNALLED: std::sync::LazyLock<Arc<AtomicBool>> =
+    std::sync::LazyLock::new(|| Arc::new(AtomicBool::new(false)));
+
+/// The flag a process's SIGTERM/SIGINT handler sets (see `main`): once set,
+/// no new request is taken, and readiness reports shutting down.
+pub fn signal_flag() -> Arc<AtomicBool> {
+    SIGNALLED.clone()
+}
+
+/// Whether a stop signal was received by this process.
+pub(crate) fn signalled() -> bool {
+    SIGNALLED.load(Ordering::Acquire)
+}
 
 /// How long shutdown waits for queued work, and for the last NATS flush.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);

@@ -47,7 +47,7 @@ const AUTHORIZATION_VIOLATION: &str = "Authorization Violation";
 
 /// Why stanchion cannot join nats-server; each is final (no retry helps).
 #[derive(Debug, thiserror::Error)]
-enum ConnectError {
+enum JoinError {
     /// nats-server refused the credentials.
     #[error("{}", AUTHORIZATION_VIOLATION)]
     AuthorizationViolation,
@@ -75,8 +75,8 @@ enum ConnectError {
     Invalid(String),
 }
 
-impl From<ConnectError> for ServerError {
-    fn from(e: ConnectError) -> Self {
+impl From<JoinError> for ServerError {
+    fn from(e: JoinError) -> Self {
         ServerError::Nats(e.to_string())
     }
 }
@@ -147,7 +147,7 @@ struct Plan {
 }
 
 impl Plan {
-    fn new(config: &Config) -> Result<Plan, ConnectError> {
+    fn new(config: &Config) -> Result<Plan, JoinError> {
         let shown = redact(&config.nats_server);
         let mut addrs = Vec::new();
         let mut url_auth: Option<UrlAuth> = None;
@@ -159,7 +159,7 @@ impl Plan {
                 (None, Some(auth)) => url_auth = Some(auth),
                 (Some(seen), Some(auth)) if *seen == auth => {}
                 (Some(_), Some(_)) => {
-                    return Err(ConnectError::Invalid(format!(
+                    return Err(JoinError::Invalid(format!(
                         "the URLs in nats_server ({shown}) carry different credentials; \
                          stanchion can use only one set for all of them"
                     )))
@@ -212,7 +212,7 @@ fn apply_auth(
     mut options: ConnectOptions,
     config: &Config,
     url_auth: Option<UrlAuth>,
-) -> Result<ConnectOptions, ConnectError> {
+) -> Result<ConnectOptions, JoinError> {
     let has_nkey = match url_auth {
         Some(auth) => {
             if config.user.is_some()
@@ -252,13 +252,13 @@ fn apply_auth(
     };
     if let Some(path) = &config.credentials {
         if has_nkey {
-            return Err(ConnectError::Invalid(
+            return Err(JoinError::Invalid(
                 "nkey_seed_file and credentials cannot be used together \
                  (nats: user callback defined with nkey)"
                     .into(),
             ));
         }
-        let file_error = |reason: String| ConnectError::File {
+        let file_error = |reason: String| JoinError::File {
             what: "credentials file",
             path: path.clone(),
             reason,
@@ -274,8 +274,8 @@ fn apply_auth(
 
 /// The NKey seed in `path`: the file's first line that is a valid seed, so
 /// both a bare seed and a decorated one (as `nk` or `nsc` write) work.
-fn read_seed(path: &Path) -> Result<String, ConnectError> {
-    let file_error = |reason: String| ConnectError::File {
+fn read_seed(path: &Path) -> Result<String, JoinError> {
+    let file_error = |reason: String| JoinError::File {
         what: "NKey seed file",
         path: path.to_path_buf(),
         reason,
@@ -298,7 +298,7 @@ fn read_seed(path: &Path) -> Result<String, ConnectError> {
 /// weaker than specifying certificates"). `tls_server_name` replaces the
 /// URL's host as the name nats-server's certificate must carry (async-nats
 /// offers no such option; the TLS SNI stays the URL's host).
-fn tls_config(config: &Config) -> Result<Option<ClientConfig>, ConnectError> {
+fn tls_config(config: &Config) -> Result<Option<ClientConfig>, JoinError> {
     let wanted = config.secure
         || config.tls_insecure
         || config.tls_client_cacert.is_some()
@@ -326,11 +326,11 @@ fn tls_config(config: &Config) -> Result<Option<ClientConfig>, ConnectError> {
         };
         let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
             .build()
-            .map_err(|e| ConnectError::Tls(e.to_string()))?;
+            .map_err(|e| JoinError::Tls(e.to_string()))?;
         match &config.tls_server_name {
             Some(name) => {
                 let name = ServerName::try_from(name.clone())
-                    .map_err(|e| ConnectError::Invalid(format!("tls_server_name {name:?}: {e}")))?;
+                    .map_err(|e| JoinError::Invalid(format!("tls_server_name {name:?}: {e}")))?;
                 Arc::new(ExpectName {
                     inner: webpki,
                     name,
@@ -345,18 +345,18 @@ fn tls_config(config: &Config) -> Result<Option<ClientConfig>, ConnectError> {
     let tls = match (&config.tls_client_cert, &config.tls_client_key) {
         (Some(cert), Some(key)) => {
             let certs = read_certs(cert, "TLS client certificate")?;
-            let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| ConnectError::File {
+            let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| JoinError::File {
                 what: "TLS client key",
                 path: key.clone(),
                 reason: e.to_string(),
             })?;
             builder
                 .with_client_auth_cert(certs, key_der)
-                .map_err(|e| ConnectError::Tls(format!("client certificate {cert:?}: {e}")))?
+                .map_err(|e| JoinError::Tls(format!("client certificate {cert:?}: {e}")))?
         }
         (None, None) => builder.with_no_client_auth(),
         _ => {
-            return Err(ConnectError::Invalid(
+            return Err(JoinError::Invalid(
                 "tls_client_cert and tls_client_key go together".into(),
             ))
         }
@@ -365,11 +365,8 @@ fn tls_config(config: &Config) -> Result<Option<ClientConfig>, ConnectError> {
 }
 
 /// The certificates in the PEM file `path`; at least one.
-fn read_certs(
-    path: &Path,
-    what: &'static str,
-) -> Result<Vec<CertificateDer<'static>>, ConnectError> {
-    let file_error = |reason: String| ConnectError::File {
+fn read_certs(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'static>>, JoinError> {
+    let file_error = |reason: String| JoinError::File {
         what,
         path: path.to_path_buf(),
         reason,
@@ -385,10 +382,10 @@ fn read_certs(
 }
 
 /// Trust anchors from the CA file `path`.
-fn ca_file_roots(path: &Path) -> Result<RootCertStore, ConnectError> {
+fn ca_file_roots(path: &Path) -> Result<RootCertStore, JoinError> {
     let mut roots = RootCertStore::empty();
     for cert in read_certs(path, "TLS CA file")? {
-        roots.add(cert).map_err(|e| ConnectError::File {
+        roots.add(cert).map_err(|e| JoinError::File {
             what: "TLS CA file",
             path: path.to_path_buf(),
             reason: e.to_string(),
@@ -398,7 +395,7 @@ fn ca_file_roots(path: &Path) -> Result<RootCertStore, ConnectError> {
 }
 
 /// The system's CA certificates, as async-nats uses them by default.
-fn system_roots() -> Result<RootCertStore, ConnectError> {
+fn system_roots() -> Result<RootCertStore, JoinError> {
     let found = rustls_native_certs::load_native_certs();
     let mut roots = RootCertStore::empty();
     let (added, _ignored) = roots.add_parsable_certificates(found.certs);
@@ -409,7 +406,7 @@ fn system_roots() -> Result<RootCertStore, ConnectError> {
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join("; ");
-        return Err(ConnectError::Tls(format!(
+        return Err(JoinError::Tls(format!(
             "no system CA certificates found ({why}); set tls_client_cacert"
         )));
     }
@@ -512,15 +509,13 @@ impl ServerCertVerifier for ExpectName {
 
 /// Whether a failed attempt is final, and why; `None` means retry
 /// (nats-server unreachable, a timeout, a dropped connection).
-fn classify(e: &async_nats::ConnectError) -> Option<ConnectError> {
+fn classify(e: &async_nats::ConnectError) -> Option<JoinError> {
     match e.kind() {
-        ConnectErrorKind::AuthorizationViolation => {
-            return Some(ConnectError::AuthorizationViolation)
-        }
+        ConnectErrorKind::AuthorizationViolation => return Some(JoinError::AuthorizationViolation),
         ConnectErrorKind::Authentication => {
-            return Some(ConnectError::Refused(format!("cannot authenticate: {e}")))
+            return Some(JoinError::Refused(format!("cannot authenticate: {e}")))
         }
-        ConnectErrorKind::Tls => return Some(ConnectError::Tls(e.to_string())),
+        ConnectErrorKind::Tls => return Some(JoinError::Tls(e.to_string())),
         _ => {}
     }
     let mut source = std::error::Error::source(e);
@@ -532,14 +527,17 @@ fn classify(e: &async_nats::ConnectError) -> Option<ConnectError> {
             .map(|inner| inner as &(dyn std::error::Error + 'static));
         for candidate in [Some(err), inner].into_iter().flatten() {
             if let Some(tls) = candidate.downcast_ref::<rustls::Error>() {
-                return Some(ConnectError::Tls(tls_hint(tls)));
+                return Some(JoinError::Tls(tls_hint(tls)));
             }
             if let Some(async_nats::ServerError::Other(text)) =
                 candidate.downcast_ref::<async_nats::ServerError>()
             {
+                // "Authentication Timeout" is a slow handshake: retried.
                 let lower = text.to_lowercase();
-                if lower.contains("authoriz") || lower.contains("authenticat") {
-                    return Some(ConnectError::Refused(text.clone()));
+                if (lower.contains("authoriz") || lower.contains("authenticat"))
+                    && !lower.contains("timeout")
+                {
+                    return Some(JoinError::Refused(text.clone()));
                 }
             }
         }
@@ -622,12 +620,12 @@ fn split_userinfo(url: &str) -> UrlParts<'_> {
 /// The address (without credentials) and the credentials of one URL.
 /// Percent-escapes in the user info are decoded; empty user info (`@host`)
 /// means none.
-fn parse_url(url: &str) -> Result<(ServerAddr, Option<UrlAuth>), ConnectError> {
+fn parse_url(url: &str) -> Result<(ServerAddr, Option<UrlAuth>), JoinError> {
     let parts = split_userinfo(url);
     let bare = format!("{}{}", parts.scheme, parts.rest);
     let addr = bare.parse::<ServerAddr>().map_err(|e| {
         // The error names no part of the URL; `bare` has no credentials.
-        ConnectError::Invalid(format!("invalid NATS URL {bare:?}: {e}"))
+        JoinError::Invalid(format!("invalid NATS URL {bare:?}: {e}"))
     })?;
     let auth =
         parts
@@ -841,7 +839,7 @@ mod tests {
 
     #[test]
     fn refused_credentials_read_as_nss_does() {
-        let e: ServerError = ConnectError::AuthorizationViolation.into();
+        let e: ServerError = JoinError::AuthorizationViolation.into();
         assert_eq!(e.to_string(), "nats: Authorization Violation");
     }
 }

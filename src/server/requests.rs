@@ -213,7 +213,7 @@ pub async fn serve(setup: Setup, signal: CancellationToken) -> Result<(), Server
         };
         // The signal wins every race: a request picked in the same poll as
         // the signal, or queued behind it, is not taken.
-        if signal.is_cancelled() {
+        if signal.is_cancelled() || super::signalled() {
             break;
         }
         match input {

@@ -272,6 +272,9 @@ impl ServerView {
 
     /// The current phase.
     pub fn phase(&self) -> Phase {
+        if super::signalled() {
+            return Phase::ShuttingDown;
+        }
         match self.inner.phase.load(Ordering::Acquire) {
             0 => Phase::Starting,
             1 => Phase::Ready,
