@@ -242,6 +242,7 @@ fn log_startup(config: &Config, monitor: Option<std::net::SocketAddr>) {
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         cluster_id = %config.cluster_id,
+        nats_server = %nats_connect::redact(&config.nats_server),
         store = %config.store,
         dir = %dir,
         monitoring = %monitoring,

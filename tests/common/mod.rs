@@ -72,6 +72,11 @@ impl Proc {
         }
     }
 
+    /// Starts `cmd` as a process named `name` in logs, output captured.
+    pub fn spawn_command(name: &'static str, cmd: Command) -> Proc {
+        Self::spawn(name, cmd)
+    }
+
     /// The process ID.
     pub fn pid(&self) -> u32 {
         self.child.id()
