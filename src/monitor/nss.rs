@@ -255,9 +255,12 @@ fn go_html_escape(json: &str) -> String {
     out
 }
 
+/// The server state serverz reports: stanchion runs standalone.
+pub(super) const STATE: &str = "STANDALONE";
+
 /// Time as Go's `time.Time` marshals it (RFC 3339, nanoseconds with
 /// trailing zeros trimmed), in UTC.
-fn go_time(t: SystemTime) -> String {
+pub(super) fn go_time(t: SystemTime) -> String {
     let dt = chrono::DateTime::<chrono::Utc>::from(t);
     let nanos = dt.timestamp_subsec_nanos();
     let mut out = dt.format("%Y-%m-%dT%H:%M:%S").to_string();
@@ -355,7 +358,7 @@ async fn serverz(State(view): State<ServerView>, Query(params): Params) -> Respo
         server_id: view.server_id().to_string(),
         version: env!("CARGO_PKG_VERSION").to_string(),
         go: "rust".to_string(),
-        state: "STANDALONE",
+        state: STATE,
         now: go_time(now),
         start_time: go_time(view.started()),
         uptime: uptime(up),

@@ -270,11 +270,10 @@ impl Channel {
         if pubs.is_empty() {
             return;
         }
-        let stats = &self.ctx.stats;
-        stats.batches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // Batches hold at most `io_batch_size` messages: exact in an f64.
         let size = u32::try_from(pubs.len()).unwrap_or(u32::MAX);
-        stats
+        self.ctx
+            .stats
             .batch_sizes
             .observe(&super::view::BATCH_BUCKETS, f64::from(size));
         let ts = self.last_timestamp.max(now_ns());

@@ -46,10 +46,6 @@ pub struct Stats {
     pub slow_consumers: AtomicU64,
     /// Times the NATS connection was re-established after a disconnect.
     pub reconnects: AtomicU64,
-    /// Publish batches committed, and the messages in them.
-    pub batches: AtomicU64,
-    /// Store flushes (fsync) done.
-    pub flushes: AtomicU64,
     /// Histogram of publish batch sizes (messages), see [`BATCH_BUCKETS`].
     pub batch_sizes: Buckets<{ BATCH_BUCKETS.len() }>,
     /// Histogram of store flush latency (seconds), see [`FLUSH_BUCKETS`].
