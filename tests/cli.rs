@@ -36,6 +36,29 @@ fn help_lists_nss_spellings_and_exits_0() {
 }
 
 #[test]
+fn help_lists_every_option_with_its_environment_variable() {
+    let help = text(&stanchion(&["--help"], &[]).stdout);
+    let options = serde_json::to_value(stanchion::config::Config::default()).unwrap();
+    let options = options.as_object().unwrap();
+    assert!(options.len() > 30, "{options:?}");
+    for key in options.keys() {
+        let env = format!("[env: STANCHION_{}]", key.to_ascii_uppercase());
+        let line = help
+            .lines()
+            .find(|l| l.contains(&format!("--{key}")))
+            .unwrap_or_else(|| panic!("--{key} missing:\n{help}"));
+        assert!(
+            help.contains(&env),
+            "{env} missing for --{key} ({line}):\n{help}"
+        );
+    }
+    // The reference server's flags that are accepted and ignored are listed too.
+    for flag in ["-file_compact_enabled", "-routes", "-sql_driver", "-clustered"] {
+        assert!(help.contains(flag), "{flag} missing:\n{help}");
+    }
+}
+
+#[test]
 fn version_exits_0() {
     for flag in ["--version", "-version", "-v"] {
         let out = stanchion(&[flag], &[]);
@@ -50,7 +73,7 @@ type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
 #[test]
 fn configuration_errors_exit_2_naming_the_setting() {
     let cases: &[Case] = &[
-        (&["-ma", "1h"], &[], "flag provided but not defined: -ma"),
+        (&["-zz", "1h"], &[], "flag provided but not defined: -zz"),
         (&["-hbi", "5x"], &[], "--hb_interval"),
         (&["-cid", "a.b"], &[], "invalid cluster_id"),
         (&[], &[("STANCHION_HB_FAIL_COUNT", "x")], "HB_FAIL_COUNT"),
