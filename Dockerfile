@@ -54,13 +54,15 @@ RUN groupadd --system --gid 10001 stanchion \
 COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY --from=build /src/target/release/stanchion /usr/local/bin/stanchion
 
-ENV STANCHION_DIR=/data \
-    STANCHION_STORE=file \
-    STANCHION_HTTP_PORT=8222 \
+# Monitoring on 8222, as NSS deployments have it. The store is left to
+# stanchion's defaults (sled in ./data, which from the working directory /
+# is /data): defaults, not environment variables, so that a config file's
+# `store` and `dir` (or --dir) still decide, as they did with NSS.
+ENV STANCHION_HTTP_PORT=8222 \
     SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
 
 USER 10001:10001
-WORKDIR /data
+WORKDIR /
 VOLUME ["/data"]
 
 # Monitoring: /healthz, /readyz, /metrics and NSS's /streaming/* endpoints.

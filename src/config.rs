@@ -301,12 +301,10 @@ impl Config {
             );
         }
         if self.nats_server.split(',').any(|url| url.trim().is_empty()) {
+            // Not quoted back: the list may hold credentials.
             return invalid(
                 "nats_server",
-                format!(
-                    "{:?} must list one or more URLs, comma-separated",
-                    self.nats_server
-                ),
+                "must list one or more URLs, comma-separated, none empty".into(),
             );
         }
         if !is_valid_channel(&self.discover_prefix) {

@@ -186,7 +186,7 @@ async fn run_engine(
         close: info.close.clone(),
     };
     let nats = tokio::select! {
-        nats = connect_nats(&config) => nats?,
+        nats = nats_connect::connect(&config, view.stats_arc()) => nats?,
         () = signal.cancelled() => {
             tracing::info!("stopped before nats-server was reachable");
             return Ok(());
@@ -286,7 +286,3 @@ fn load_server_info(store: &dyn Store, config: &Config) -> Result<ServerInfo, Se
     Ok(info)
 }
 
-/// Connects to NATS, retrying (with a log line) until the server is up.
-async fn connect_nats(config: &Config) -> Result<async_nats::Client, ServerError> {
-    nats_connect::connect(config).await
-}

@@ -16,6 +16,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +29,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
+use super::view::Stats;
 use super::{ServerError, SUBSCRIPTION_CAPACITY};
 use crate::config::Config;
 
@@ -91,13 +93,21 @@ impl From<JoinError> for ServerError {
 /// or key file cannot be used; a TLS error when the handshake is refused
 /// (a certificate that does not verify, a missing client certificate); an
 /// invalid URL list. None of these is retried.
-pub async fn connect(config: &Config) -> Result<async_nats::Client, ServerError> {
-    let plan = {
+pub async fn connect(
+    config: &Config,
+    stats: Arc<Stats>,
+) -> Result<async_nats::Client, ServerError> {
+    let mut plan = {
         let config = config.clone();
         tokio::task::spawn_blocking(move || Plan::new(&config))
             .await
             .map_err(|e| ServerError::Internal(format!("preparing the NATS connection: {e}")))??
     };
+    let cut_off = Arc::new(AtomicBool::new(false));
+    plan.options = plan.options.event_callback(move |event| {
+        let (stats, cut_off) = (stats.clone(), cut_off.clone());
+        async move { on_event(event, &stats, &cut_off) }
+    });
     tracing::info!(url = %plan.shown, "connecting to nats-server");
     let mut delay = FIRST_RETRY;
     loop {
@@ -170,8 +180,7 @@ impl Plan {
         let mut options = ConnectOptions::new()
             .name(config.connection_name())
             .subscription_capacity(SUBSCRIPTION_CAPACITY)
-            .max_reconnects(None)
-            .event_callback(|event| async move { log_event(event) });
+            .max_reconnects(None);
         options = apply_auth(options, config, url_auth)?;
         if let Some(tls) = tls_config(config)? {
             options = options.require_tls(true).tls_client_config(tls);
@@ -184,14 +193,22 @@ impl Plan {
     }
 }
 
-/// Logs what async-nats reports about the connection.
-fn log_event(event: async_nats::Event) {
+/// Logs what async-nats reports about the connection, and counts
+/// reconnects (a connect after a disconnect) and slow-consumer events.
+fn on_event(event: async_nats::Event, stats: &Stats, cut_off: &AtomicBool) {
     match event {
         async_nats::Event::Disconnected => {
+            cut_off.store(true, Ordering::Relaxed);
             tracing::warn!("disconnected from nats-server; reconnecting")
         }
-        async_nats::Event::Connected => tracing::info!("connected to nats-server"),
+        async_nats::Event::Connected => {
+            if cut_off.swap(false, Ordering::Relaxed) {
+                stats.reconnects.fetch_add(1, Ordering::Relaxed);
+            }
+            tracing::info!("connected to nats-server")
+        }
         async_nats::Event::SlowConsumer(sid) => {
+            stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
             tracing::error!(
                 sid,
                 "internal subscription overflowed: messages were dropped"

@@ -1,0 +1,50 @@
+//! The sidecar manifest: stanchion next to nats-server in one pod,
+//! reaching it on the loopback, with its own probes.
+
+use std::collections::BTreeMap;
+
+use crate::files::{port_number, seq, Manifest, SIDECAR};
+use crate::kubernetes::{
+    k8s_settings, pod_containers, probe_path, stanchion_container, stanchion_workload,
+};
+
+#[test]
+fn sidecar_probes_are_healthz_and_readyz() {
+    let m = Manifest::load(SIDECAR);
+    let c = stanchion_container(&m, stanchion_workload(&m));
+    assert_eq!(probe_path(c, "livenessProbe").as_deref(), Some("/healthz"));
+    assert_eq!(probe_path(c, "readinessProbe").as_deref(), Some("/readyz"));
+}
+
+#[test]
+fn sidecar_reaches_nats_on_the_pod_loopback() {
+    let m = Manifest::load(SIDECAR);
+    let w = stanchion_workload(&m);
+    let (settings, _) = k8s_settings(&m);
+    assert_eq!(settings.get("nats_server"), Some("nats://127.0.0.1:4222"));
+    let nats = pod_containers(&w["spec"]["template"]["spec"])
+        .into_iter()
+        .find(|c| c["image"].as_str().is_some_and(|i| i.starts_with("nats:")))
+        .expect("sidecar pod has no nats container");
+    assert!(
+        seq(&nats["ports"])
+            .iter()
+            .any(|p| port_number(&p["containerPort"]) == Some(4222)),
+        "the nats container does not declare 4222"
+    );
+    // Both share the pod's network namespace: no two listeners on one port.
+    let mut seen = BTreeMap::new();
+    for c in pod_containers(&w["spec"]["template"]["spec"]) {
+        for p in seq(&c["ports"]) {
+            let n = port_number(&p["containerPort"]).unwrap();
+            let name = c["name"].as_str().unwrap().to_string();
+            if let Some(other) = seen.insert(n, name.clone()) {
+                panic!("port {n} is declared by both {other} and {name}");
+            }
+        }
+    }
+    assert_eq!(
+        seen.get(&settings.http_port()).map(String::as_str),
+        Some("stanchion")
+    );
+}
