@@ -35,7 +35,7 @@ impl Channel {
             // The subscription must survive a crash once the client has its ack inbox.
             self.write_sub_updates().await;
             if let Err(e) = self.ctx.committer.flush().await {
-                tracing::error!(channel = %self.name, error = %e, "flushing a new subscription failed");
+                tracing::error!(channel = %self.name, client = %req.client_id, error = %e, "flushing a new subscription failed");
             }
             tracing::debug!(channel = %self.name, sub = id, client = %req.client_id, "subscription ready");
         }
