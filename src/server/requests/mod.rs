@@ -5,6 +5,13 @@
 //! Ordering: async-nats hands each subscription's messages over in socket
 //! order, so before a close, unsubscribe or subscription close runs, the
 //! publishes and acks already received are drained and routed first.
+//!
+//! Here: the loop, publishes, acks, the monitor's queries and channel
+//! creation; `lifecycle` has connect, ping, close and heartbeat expiry,
+//! `subscriptions` the subscription requests.
+
+mod lifecycle;
+mod subscriptions;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -13,24 +20,22 @@ use async_nats::{Message, Subject, Subscriber};
 use bytes::Bytes;
 use futures::{FutureExt, StreamExt};
 use prost::Message as _;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::channel::{self, ChannelCmd, ChannelCtx, ChannelHandle};
-use super::client_log::{ClientLog, ClientOp};
+use super::client_log::ClientLog;
 use super::clients::Clients;
 use super::committer::Committer;
-use super::liveness::{self, HeartbeatConfig, Liveness, DUP_PROBE_TIMEOUT};
+use super::liveness::{self, HeartbeatConfig, Liveness};
 use super::view::{ClientSummary, Phase, Query, Registry, ServerView, Stats};
 use super::ServerError;
 use crate::config::Config;
-use crate::protocol::pb::{
-    Ack, CloseRequest, CloseResponse, ConnectRequest, ConnectResponse, Ping, PingResponse, PubAck,
-    PubMsg, StartPosition, SubscriptionRequest, SubscriptionResponse, UnsubscribeRequest,
-};
-use crate::protocol::{errors, is_valid_channel, is_valid_client_id, Subjects};
-use crate::store::{ClientInfo, Store};
+use crate::protocol::pb::{Ack, CloseRequest, ConnectRequest, ConnectResponse, PubAck, PubMsg};
+use crate::protocol::{errors, is_valid_channel, Subjects};
+use crate::store::Store;
+use lifecycle::DupProbe;
 
 /// Most queued publishes/acks routed ahead of a close-type request. Bounds
 /// the barrier's work under a flood; everything received before is covered
@@ -83,13 +88,6 @@ struct Dispatcher {
     probe_tx: mpsc::Sender<DupProbe>,
     /// Counters the monitor reads.
     stats: Arc<Stats>,
-}
-
-/// The outcome of probing the old holder of a client ID a new connect wants.
-struct DupProbe {
-    req: ConnectRequest,
-    reply: Option<Subject>,
-    old_alive: bool,
 }
 
 /// One thing for the dispatcher to handle, as its loop picked it.
@@ -359,130 +357,6 @@ impl Dispatcher {
         }
     }
 
-    async fn on_connect(&mut self, m: Message) {
-        let req = match ConnectRequest::decode(m.payload.clone()) {
-            Ok(req) if !req.heartbeat_inbox.is_empty() => req,
-            other => {
-                tracing::warn!(subject = %m.subject, error = ?other.err(), "invalid connect request");
-                let resp = ConnectResponse {
-                    error: errors::INVALID_CONN_REQ.into(),
-                    ..Default::default()
-                };
-                return self.reply(m.reply, encode(&resp)).await;
-            }
-        };
-        if !is_valid_client_id(&req.client_id) {
-            tracing::debug!(client = %req.client_id, "connect with invalid client ID");
-            let resp = ConnectResponse {
-                error: errors::INVALID_CLIENT_ID.into(),
-                ..Default::default()
-            };
-            return self.reply(m.reply, encode(&resp)).await;
-        }
-        if self.probing.contains(&req.client_id) {
-            tracing::info!(client = %req.client_id, "connect refused: a probe of the client ID is in flight");
-            return self.refuse_duplicate(m.reply).await;
-        }
-        if let Some(old) = self.clients.get(&req.client_id) {
-            // Is the old holder of the ID alive? Ask it, without blocking the dispatcher.
-            self.probing.insert(req.client_id.clone());
-            let (nats, tx) = (self.nats.clone(), self.probe_tx.clone());
-            let reply = m.reply;
-            self.tasks.spawn(async move {
-                let old_alive = liveness::probe(&nats, &old.hb_inbox, DUP_PROBE_TIMEOUT).await;
-                let _ = tx
-                    .send(DupProbe {
-                        req,
-                        reply,
-                        old_alive,
-                    })
-                    .await;
-            });
-            return;
-        }
-        self.register(req, m.reply).await;
-    }
-
-    async fn refuse_duplicate(&self, reply: Option<Subject>) {
-        let resp = ConnectResponse {
-            error: errors::CLIENT_ID_REGISTERED.into(),
-            ..Default::default()
-        };
-        self.reply(reply, encode(&resp)).await;
-    }
-
-    /// Settles a connect that waited on a duplicate client ID probe: a live
-    /// old client keeps its ID; a silent one is closed and replaced.
-    async fn on_dup_probe(&mut self, probe: DupProbe) {
-        let DupProbe {
-            req,
-            reply,
-            old_alive,
-        } = probe;
-        self.probing.remove(&req.client_id);
-        if old_alive {
-            tracing::info!(client = %req.client_id, "connect refused: client ID already registered and alive");
-            return self.refuse_duplicate(reply).await;
-        }
-        if self.clients.contains(&req.client_id) {
-            tracing::info!(client = %req.client_id, "replacing a client that does not answer heartbeats");
-            // Its record's delete is queued before the new record's put.
-            self.forget_client(req.client_id.clone(), None).await;
-        }
-        self.register(req, reply).await;
-    }
-
-    /// Registers a client now; answers its connect once it is stored.
-    async fn register(&mut self, req: ConnectRequest, reply: Option<Subject>) {
-        let info = ClientInfo {
-            id: req.client_id.clone(),
-            hb_inbox: req.heartbeat_inbox.clone(),
-            conn_id: req.conn_id.clone(),
-            protocol: req.protocol,
-            ping_interval: req.ping_interval,
-            ping_max_out: req.ping_max_out,
-        };
-        if !self.clients.register(info.clone()) {
-            // Callers checked that the ID is free, and only this task registers.
-            tracing::warn!(client = %req.client_id, "client ID taken during connect");
-            return;
-        }
-        tracing::info!(client = %req.client_id, "client connected");
-        let resp =
-            self.subjects
-                .connect_response(req.protocol, req.ping_interval, req.ping_max_out);
-        let stored = self.client_log.submit(ClientOp::Put(info)).await;
-        let nats = self.nats.clone();
-        self.tasks.spawn(async move {
-            let _ = stored.await;
-            if let Some(reply) = reply {
-                let _ = nats.publish(reply, encode(&resp)).await;
-            }
-        });
-    }
-
-    async fn on_ping(&mut self, m: Message) {
-        if m.payload.is_empty() {
-            return;
-        }
-        let known = Ping::decode(m.payload.clone())
-            .ok()
-            .and_then(|p| self.clients.by_conn(&p.conn_id));
-        let resp = match known {
-            Some(id) => {
-                if self.clients.heartbeat_ok(&id, None) {
-                    tracing::info!(client = %id, "client pings again after missing heartbeats");
-                    self.wake_channels().await;
-                }
-                PingResponse::default()
-            }
-            None => PingResponse {
-                error: errors::CLIENT_REPLACED.into(),
-            },
-        };
-        self.reply(m.reply, encode(&resp)).await;
-    }
-
     async fn on_publish(&mut self, m: Message) {
         let msg = match PubMsg::decode(m.payload.clone()) {
             Ok(msg) => {
@@ -550,154 +424,6 @@ impl Dispatcher {
         }
     }
 
-    async fn on_subscribe(&mut self, m: Message) {
-        let checked = match SubscriptionRequest::decode(m.payload.clone()) {
-            Err(e) => {
-                tracing::warn!(error = %e, "undecodable subscription request");
-                Err(errors::INVALID_SUB_REQ.to_string())
-            }
-            Ok(req) => self.validate_subscription(&req).map(|()| req),
-        };
-        let req = match checked {
-            Ok(req) => req,
-            Err(error) => {
-                let resp = SubscriptionResponse {
-                    error,
-                    ..Default::default()
-                };
-                return self.reply(m.reply, encode(&resp)).await;
-            }
-        };
-        match self.channel(&req.subject).await {
-            Ok(handle) => {
-                let _ = handle
-                    .tx
-                    .send(ChannelCmd::Subscribe {
-                        req,
-                        reply: m.reply,
-                    })
-                    .await;
-            }
-            Err(error) => {
-                let resp = SubscriptionResponse {
-                    error,
-                    ..Default::default()
-                };
-                self.reply(m.reply, encode(&resp)).await;
-            }
-        }
-    }
-
-    /// The reference server's checks, in its order.
-    fn validate_subscription(&self, req: &SubscriptionRequest) -> Result<(), String> {
-        let error = if req.client_id.is_empty() {
-            errors::MISSING_CLIENT
-        } else if req.ack_wait_in_secs <= 0 {
-            errors::INVALID_ACK_WAIT
-        } else if req.max_in_flight <= 0 {
-            errors::INVALID_MAX_INFLIGHT
-        } else if StartPosition::try_from(req.start_position).is_err() {
-            errors::INVALID_START
-        } else if !is_valid_channel(&req.subject) {
-            errors::INVALID_SUBJECT
-        } else if !self.clients.contains(&req.client_id) {
-            errors::UNKNOWN_CLIENT
-        } else {
-            return Ok(());
-        };
-        tracing::debug!(client = %req.client_id, channel = %req.subject, error, "subscription refused");
-        Err(error.to_string())
-    }
-
-    async fn on_unsubscribe(&mut self, m: Message, close: bool) {
-        let req = match UnsubscribeRequest::decode(m.payload.clone()) {
-            Ok(req) => req,
-            Err(e) => {
-                tracing::warn!(error = %e, "undecodable unsubscribe request");
-                let resp = SubscriptionResponse {
-                    error: errors::INVALID_UNSUB_REQ.into(),
-                    ..Default::default()
-                };
-                return self.reply(m.reply, encode(&resp)).await;
-            }
-        };
-        match self.channels.get(&req.subject) {
-            Some(handle) => {
-                let _ = handle
-                    .tx
-                    .send(ChannelCmd::Unsubscribe {
-                        req,
-                        close,
-                        reply: m.reply,
-                    })
-                    .await;
-            }
-            None => {
-                // The reference answers an unknown channel as an unknown subscription.
-                let resp = SubscriptionResponse {
-                    error: errors::INVALID_SUB.into(),
-                    ..Default::default()
-                };
-                self.reply(m.reply, encode(&resp)).await;
-            }
-        }
-    }
-
-    async fn on_close(&mut self, m: Message) {
-        let req = match CloseRequest::decode(m.payload.clone()) {
-            Ok(req) => req,
-            Err(e) => {
-                tracing::warn!(error = %e, "undecodable close request");
-                let resp = CloseResponse {
-                    error: errors::INVALID_CLOSE_REQ.into(),
-                };
-                return self.reply(m.reply, encode(&resp)).await;
-            }
-        };
-        if !self.clients.contains(&req.client_id) {
-            let resp = CloseResponse {
-                error: errors::UNKNOWN_CLIENT.into(),
-            };
-            return self.reply(m.reply, encode(&resp)).await;
-        }
-        tracing::info!(client = %req.client_id, "client closed");
-        self.forget_client(req.client_id, m.reply).await;
-    }
-
-    /// Closes a client as if it had sent Close, removes it from the store,
-    /// and answers `reply` (if any) with an OK CloseResponse when done.
-    async fn forget_client(&mut self, id: String, reply: Option<Subject>) {
-        let done = self.close_client(&id).await;
-        let stored = self.client_log.submit(ClientOp::Delete(id)).await;
-        let nats = self.nats.clone();
-        self.tasks.spawn(async move {
-            for d in done {
-                let _ = d.await;
-            }
-            let _ = stored.await;
-            if let Some(reply) = reply {
-                let _ = nats.publish(reply, encode(&CloseResponse::default())).await;
-            }
-        });
-    }
-
-    /// Handles what the heartbeat checks found.
-    async fn on_liveness(&mut self, report: Liveness) {
-        match report {
-            Liveness::Dead { id, hb_inbox } => {
-                // Only the instance that stopped answering; not a replacement.
-                if self.clients.is_registered_instance(&id, &hb_inbox) {
-                    tracing::info!(client = %id, "closing client: timed out on heartbeats");
-                    self.stats
-                        .hb_closed
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    self.forget_client(id, None).await;
-                }
-            }
-            Liveness::Recovered => self.wake_channels().await,
-        }
-    }
-
     /// Answers the monitor with a copy of the registry.
     fn on_query(&self, query: Query) {
         match query {
@@ -723,24 +449,6 @@ impl Dispatcher {
         for handle in self.channels.values() {
             let _ = handle.tx.send(ChannelCmd::Wake).await;
         }
-    }
-
-    /// Unregisters a client and tells every channel it is gone; the
-    /// receivers complete once each channel has closed its subscriptions.
-    async fn close_client(&self, client_id: &str) -> Vec<oneshot::Receiver<()>> {
-        self.clients.remove(client_id);
-        let mut done = Vec::with_capacity(self.channels.len());
-        for handle in self.channels.values() {
-            let (tx, rx) = oneshot::channel();
-            let cmd = ChannelCmd::ClientClosed {
-                client_id: client_id.to_string(),
-                done: tx,
-            };
-            if handle.tx.send(cmd).await.is_ok() {
-                done.push(rx);
-            }
-        }
-        done
     }
 
     /// The owner of a channel, creating the channel on first use.
