@@ -222,7 +222,13 @@ async fn run_engine(
         tracing::warn!("nats-server unreachable at shutdown: unsent replies are dropped");
     } else {
         match tokio::time::timeout(SHUTDOWN_GRACE, nats.flush()).await {
-            Ok(Ok(())) => {}
+            // Everything is out: close the connection (its subscriptions
+            // first), so nats-server sees a clean goodbye, not a dropped socket.
+            Ok(Ok(())) => {
+                if let Err(e) = nats.drain().await {
+                    tracing::debug!(error = %e, "closing the NATS connection failed");
+                }
+            }
             Ok(Err(e)) => tracing::warn!(error = %e, "final NATS flush failed"),
             Err(_) => tracing::warn!("final NATS flush timed out"),
         }
