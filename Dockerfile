@@ -54,12 +54,12 @@ RUN groupadd --system --gid 10001 stanchion \
 COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY --from=build /src/target/release/stanchion /usr/local/bin/stanchion
 
-# Monitoring on 8222, as NSS deployments have it. The store is left to
-# stanchion's defaults (sled in ./data, which from the working directory /
-# is /data): defaults, not environment variables, so that a config file's
-# `store` and `dir` (or --dir) still decide, as they did with NSS.
-ENV STANCHION_HTTP_PORT=8222 \
-    SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
+# No STANCHION_* variables: the environment would override a config file
+# (defaults < file < env < flags). The store is stanchion's default (sled
+# in ./data, /data from the working directory /), and monitoring comes from
+# CMD below, as in the NSS image: a config file's `store`, `dir` and `http`
+# still decide, as they did with NSS.
+ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
 
 USER 10001:10001
 WORKDIR /
@@ -70,7 +70,7 @@ VOLUME ["/data"]
 EXPOSE 8222
 
 # The image has no curl or wget: the binary checks its own /healthz on
-# 127.0.0.1 at STANCHION_HTTP_PORT and exits 0 or 1.
+# 127.0.0.1 (at STANCHION_HTTP_PORT if set, else 8222) and exits 0 or 1.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
   CMD ["/usr/local/bin/stanchion", "healthcheck"]
 
@@ -82,3 +82,6 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
 # `docker run --init` still works if a deployment wants an init anyway.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/stanchion"]
+# The NSS image's default arguments: monitoring on 8222. Arguments given to
+# `docker run` (or a pod's args) replace them, as with NSS.
+CMD ["-m", "8222"]

@@ -1,8 +1,9 @@
 //! `stanchion healthcheck`: asks the running server's `/healthz` whether it
 //! is up, for a container `HEALTHCHECK` in an image that has no curl.
 //!
-//! Reads the same configuration as the server (so `STANCHION_HTTP_PORT`),
-//! and speaks just enough HTTP/1.0 over a std socket to read a status line.
+//! Reads the same configuration as the server (so `STANCHION_HTTP_PORT`, or
+//! `-m` given to it), else asks port 8222, and speaks just enough HTTP/1.0
+//! over a std socket to read a status line.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -10,6 +11,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use stanchion::config::Config;
+
+/// The port asked when none is configured: NSS's (and the image's) monitoring port.
+const DEFAULT_PORT: u16 = 8222;
 
 /// How long the check may take, connect and answer together.
 const TIMEOUT: Duration = Duration::from_secs(3);
@@ -26,10 +30,11 @@ pub fn run(config: &Config) -> ExitCode {
 }
 
 fn check(config: &Config) -> Result<(), String> {
+    // The image's CMD is `-m 8222`, which this process does not see.
     let port = u16::try_from(config.http_port)
         .ok()
         .filter(|p| *p > 0)
-        .ok_or("monitoring is off (set -m PORT or STANCHION_HTTP_PORT)")?;
+        .unwrap_or(DEFAULT_PORT);
     // A wildcard bind answers on loopback; otherwise ask where it listens.
     let host = match config.http_host.as_str() {
         "" | "0.0.0.0" | "::" | "[::]" => "127.0.0.1",

@@ -5,6 +5,7 @@
 mod healthcheck;
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use stanchion::config::{Config, ConfigError, LogFormat};
@@ -107,11 +108,15 @@ fn run(config: Config) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         let shutdown = shutdown_signal()?;
         stanchion::server::run(config, shutdown).await?;
         Ok(())
-    })
+    });
+    // Blocking work still running (a store flush past its deadline) does
+    // not hold the exit: the shutdown budget is the server's.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
 }
 
 /// A future that completes on the first SIGINT or SIGTERM. The handlers are

@@ -1,9 +1,10 @@
 //! Joining a secured nats-server: every authentication method NSS offers
 //! (URL credentials, user/password flags and env, token, NKey, `.creds`
-//! JWT) and TLS (client certificates, `-secure`, a server name), each
-//! proved by a STAN client publishing and receiving through stanchion. Wrong
-//! credentials and unverifiable certificates end stanchion quickly with
-//! exit code 1; no secret ever reaches its output, even at trace level.
+//! JWT) and TLS (client certificates, `-secure`, which verifies the
+//! certificate as NSS's code does, `tls_insecure`, a server name), each
+//! proved by a STAN client publishing and receiving through stanchion.
+//! Wrong credentials and unverifiable certificates end stanchion quickly
+//! with exit code 1; no secret ever reaches its output, even at trace level.
 
 mod common;
 
@@ -99,6 +100,30 @@ async fn user_and_password_in_the_url_also_while_waiting_for_nats_server() {
         assert_no_secrets(&output, &[pass]);
         assert!(
             output.contains(&format!("nats://***@127.0.0.1:{port}")),
+            "{output}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn url_delimiters_in_the_password() {
+    bounded(async {
+        // Once taken for the end of the host, so logged whole on every retry.
+        let (user, pass) = ("frank", "s3#c/r?e:t@x");
+        let nats = user_pass_server(user, pass);
+        let url = format!("nats://{user}:{pass}@127.0.0.1:{}", nats.port);
+        let server = stanchion(&["--nats_server", &url], &[]);
+        let nc = client(
+            &nats.url(),
+            async_nats::ConnectOptions::with_user_and_password(user.into(), pass.into()),
+        )
+        .await;
+        assert_serves(&server, nc, "url-delimiters").await;
+        let output = server.output();
+        assert_no_secrets(&output, &[pass, "s3#c", "r?e:t"]);
+        assert!(
+            output.contains(&format!("nats://***@127.0.0.1:{}", nats.port)),
             "{output}"
         );
     })
@@ -364,22 +389,75 @@ async fn tls_with_client_certificates() {
     .await;
 }
 
+/// A nats-server with TLS (no client certificates) whose CA only the test
+/// knows.
+fn tls_server_unknown_ca() -> (SecureNats, TlsFiles) {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = tls_files(dir.path(), &["127.0.0.1"]);
+    let nats = SecureNats::start_in(dir, free_port(), &tls.server_block(false));
+    (nats, tls)
+}
+
+/// A test client of `nats` that trusts the test CA.
+async fn trusting_client(nats: &SecureNats, tls: &TlsFiles) -> async_nats::Client {
+    client(
+        &nats.url(),
+        async_nats::ConnectOptions::new()
+            .require_tls(true)
+            .add_root_certificates(tls.ca.clone()),
+    )
+    .await
+}
+
 #[tokio::test]
-async fn secure_flag_skips_verification() {
+async fn secure_flag_verifies_the_server_certificate() {
     bounded(async {
-        let dir = tempfile::tempdir().unwrap();
-        let tls = tls_files(dir.path(), &["127.0.0.1"]);
-        // TLS without client certificates; stanchion does not know the CA.
-        let nats = SecureNats::start_in(dir, free_port(), &tls.server_block(false));
-        let server = stanchion(&["-ns", &nats.url(), "-secure"], &[]);
-        let nc = client(
-            &nats.url(),
-            async_nats::ConnectOptions::new()
-                .require_tls(true)
-                .add_root_certificates(tls.ca.clone()),
-        )
-        .await;
-        assert_serves(&server, nc, "secure").await;
+        // NSS's help says "without verification", but its code verifies:
+        // nats.Secure() with no config checks against the system's CAs.
+        let (nats, tls) = tls_server_unknown_ca();
+        let mut refused = stanchion(&["-ns", &nats.url(), "-secure"], &[]);
+        let output = assert_refused(&mut refused, "TLS with nats-server failed").await;
+        assert!(output.contains("UnknownIssuer"), "{output}");
+        assert!(output.contains("tls_client_cacert"), "{output}");
+
+        // With the CA that signed it, -secure connects.
+        let server = stanchion(
+            &[
+                "-ns",
+                &nats.url(),
+                "-secure",
+                "-tls_client_cacert",
+                s(&tls.ca),
+            ],
+            &[],
+        );
+        assert_serves(&server, trusting_client(&nats, &tls).await, "secure-ca").await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tls_insecure_skips_verification() {
+    bounded(async {
+        let (nats, tls) = tls_server_unknown_ca();
+        let by_flag = stanchion(&["-ns", &nats.url(), "--tls_insecure"], &[]);
+        let nc = trusting_client(&nats, &tls).await;
+        assert_serves(&by_flag, nc, "insecure-flag").await;
+        drop(by_flag);
+
+        // The config file's `tls { insecure: true }`, with `secure` too.
+        let stan_conf = write(
+            nats.dir.path(),
+            "stan.conf",
+            &format!(
+                "streaming {{\n  ns: {:?}\n  secure: true\n  \
+                 tls {{\n    insecure: true\n  }}\n}}\n",
+                nats.url()
+            ),
+        );
+        let by_file = stanchion(&["-sc", s(&stan_conf)], &[]);
+        let nc = trusting_client(&nats, &tls).await;
+        assert_serves(&by_file, nc, "insecure-file").await;
     })
     .await;
 }

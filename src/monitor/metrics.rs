@@ -125,14 +125,15 @@ const SUB_LABELS: [&str; 9] = [
 
 /// Prometheus text format of the server's metrics.
 pub(super) async fn metrics(State(view): State<ServerView>) -> Response {
-    // Both lists fail together while the server is not serving.
-    let snapshot = match (view.clients().await, view.channels(|_| true).await) {
-        (Ok(clients), Ok(channels)) => Some(Snapshot {
-            clients: clients.len(),
-            channels,
-        }),
-        _ => None,
-    };
+    // Absent while the server is not serving: counters only then.
+    let snapshot = view
+        .snapshot(false, |_| true)
+        .await
+        .ok()
+        .map(|s| Snapshot {
+            clients: s.client_count,
+            channels: s.channels,
+        });
     match render(&view, snapshot.as_ref()) {
         Ok(body) => ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], body).into_response(),
         Err(e) => super::text(

@@ -134,7 +134,7 @@ struct Channelz {
     subscriptions: Vec<Subscriptionz>,
 }
 
-#[derive(Serialize)]
+#[derive(Clone, Serialize)]
 struct Subscriptionz {
     client_id: String,
     inbox: String,
@@ -337,12 +337,8 @@ async fn rootz() -> Response {
 }
 
 async fn serverz(State(view): State<ServerView>, Query(params): Params) -> Response {
-    let clients = match view.clients().await {
-        Ok(c) => c.len(),
-        Err(e) => return unavailable(e),
-    };
-    let channels = match view.channels(|_| true).await {
-        Ok(c) => c,
+    let (clients, channels) = match view.snapshot(false, |_| true).await {
+        Ok(s) => (s.client_count, s.channels),
         Err(e) => return unavailable(e),
     };
     let stats = view.stats();
@@ -378,8 +374,8 @@ async fn serverz(State(view): State<ServerView>, Query(params): Params) -> Respo
 }
 
 async fn storez(State(view): State<ServerView>, Query(params): Params) -> Response {
-    let channels = match view.channels(|_| true).await {
-        Ok(c) => c,
+    let channels = match view.snapshot(false, |_| true).await {
+        Ok(s) => s.channels,
         Err(e) => return unavailable(e),
     };
     let config = view.config();
@@ -404,9 +400,9 @@ async fn storez(State(view): State<ServerView>, Query(params): Params) -> Respon
 
 async fn clientsz(State(view): State<ServerView>, Query(params): Params) -> Response {
     let with_subs = int_param(&params, "subs") == 1;
-    let (clients, channels) = match (view.clients().await, view.channels(|_| true).await) {
-        (Ok(clients), Ok(channels)) => (clients, channels),
-        (Err(e), _) | (_, Err(e)) => return unavailable(e),
+    let (clients, channels) = match view.snapshot(true, |_| true).await {
+        Ok(s) => (s.clients, s.channels),
+        Err(e) => return unavailable(e),
     };
     // A client's subscriptions are its online ones, by channel.
     let mut by_client: HashMap<&str, BTreeMap<String, Vec<Subscriptionz>>> = HashMap::new();
@@ -427,10 +423,7 @@ async fn clientsz(State(view): State<ServerView>, Query(params): Params) -> Resp
             hb_inbox: hb_inbox.to_string(),
             subs_count: subs.map_or(0, |m| m.values().map(Vec::len).sum()),
             subscriptions: match subs {
-                Some(subs) if with_subs => subs
-                    .iter()
-                    .map(|(name, list)| (name.clone(), list.iter().map(clone_sub).collect()))
-                    .collect(),
+                Some(subs) if with_subs => subs.clone(),
                 _ => BTreeMap::new(),
             },
         }
@@ -460,22 +453,11 @@ async fn clientsz(State(view): State<ServerView>, Query(params): Params) -> Resp
     respond(&params, &clientsz)
 }
 
-fn clone_sub(s: &Subscriptionz) -> Subscriptionz {
-    Subscriptionz {
-        client_id: s.client_id.clone(),
-        inbox: s.inbox.clone(),
-        ack_inbox: s.ack_inbox.clone(),
-        durable_name: s.durable_name.clone(),
-        queue_name: s.queue_name.clone(),
-        ..*s
-    }
-}
-
 async fn channelsz(State(view): State<ServerView>, Query(params): Params) -> Response {
     let with_subs = int_param(&params, "subs") == 1;
     if let Some(name) = params.get("channel").filter(|c| !c.is_empty()) {
-        return match view.channels(|n| n == name).await {
-            Ok(found) => match found.first() {
+        return match view.snapshot(false, |n| n == name).await {
+            Ok(found) => match found.channels.first() {
                 Some(c) => respond(&params, &channelz(c, with_subs)),
                 None => text(StatusCode::NOT_FOUND, format!("Channel {name} not found\n")),
             },
@@ -502,9 +484,9 @@ async fn channelsz(State(view): State<ServerView>, Query(params): Params) -> Res
     };
     if with_subs {
         let wanted: std::collections::HashSet<&str> = names.iter().map(String::as_str).collect();
-        match view.channels(|n| wanted.contains(n)).await {
+        match view.snapshot(false, |n| wanted.contains(n)).await {
             Ok(found) => {
-                channelsz.channels = found.iter().map(|c| channelz(c, true)).collect();
+                channelsz.channels = found.channels.iter().map(|c| channelz(c, true)).collect();
                 channelsz.count = channelsz.channels.len();
             }
             Err(e) => return unavailable(e),

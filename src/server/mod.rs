@@ -49,8 +49,15 @@ pub(crate) fn signalled() -> bool {
     SIGNALLED.load(Ordering::Acquire)
 }
 
-/// How long shutdown waits for queued work, and for the last NATS flush.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How long shutdown may take once the engine stops taking requests: the
+/// 10 s an operator is promised, less room for the runtime to stop.
+const SHUTDOWN_BUDGET: Duration = Duration::from_secs(8);
+
+/// Of [`SHUTDOWN_BUDGET`], what is kept for the final store and NATS flushes.
+const FLUSH_RESERVE: Duration = Duration::from_secs(2);
+
+/// How long a closing NATS connection is given to say goodbye.
+const CLOSE_WAIT: Duration = Duration::from_millis(500);
 
 /// Version of the records stanchion writes; checked at start.
 const FORMAT_VERSION: u32 = 1;
@@ -166,9 +173,17 @@ async fn run_engine(
         .await
         .map_err(|e| ServerError::Monitor(e.to_string()))?;
     log_startup(&config, monitor.as_ref().map(|m| m.addr));
-    let store = tokio::task::spawn_blocking(open)
-        .await
-        .map_err(|e| ServerError::Internal(e.to_string()))??;
+    // A long recovery still stops at once on a signal (the blocking open
+    // is left to finish on its own).
+    let store = tokio::select! {
+        store = tokio::task::spawn_blocking(open) => {
+            store.map_err(|e| ServerError::Internal(e.to_string()))??
+        }
+        () = signal.cancelled() => {
+            tracing::info!("stopped while opening the store");
+            return Ok(());
+        }
+    };
     let info = {
         let (config, store) = (config.clone(), store.clone());
         tokio::task::spawn_blocking(move || load_server_info(&*store, &config))
@@ -208,34 +223,56 @@ async fn run_engine(
         signal,
     )
     .await;
+    finish(tasks, store, nats).await?;
+    tracing::info!("stanchion stopped");
+    result
+}
+
+/// The end of a shutdown, within [`SHUTDOWN_BUDGET`]: channels finish what
+/// they received (each publish is then stored and acknowledged, or never
+/// acknowledged), the store is flushed, NATS is flushed and closed.
+async fn finish(
+    tasks: TaskTracker,
+    store: Arc<dyn Store>,
+    nats: async_nats::Client,
+) -> Result<(), ServerError> {
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_BUDGET;
     tasks.close();
-    // Channels finish what they received; with nats-server gone their
-    // replies cannot leave, so the wait is bounded.
-    if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait())
+    // With nats-server gone replies cannot leave, so the wait is bounded.
+    if tokio::time::timeout_at(deadline - FLUSH_RESERVE, tasks.wait())
         .await
         .is_err()
     {
-        tracing::warn!(grace = ?SHUTDOWN_GRACE, "queued work did not finish in time; flushing the store anyway");
+        tracing::warn!("queued work did not finish in time; flushing the store anyway");
     }
-    let flushed = tokio::task::spawn_blocking(move || store.flush()).await;
+    // Acknowledged messages were flushed before their ack: this flush is
+    // for the rest (subscription positions, unacknowledged writes).
+    let flush = tokio::task::spawn_blocking(move || store.flush());
+    match tokio::time::timeout_at(deadline - FLUSH_RESERVE / 2, flush).await {
+        Ok(flushed) => flushed.map_err(|e| ServerError::Internal(e.to_string()))??,
+        Err(_) => tracing::warn!("the final store flush did not finish in time"),
+    }
     if !liveness::nats_connected(&nats) {
         tracing::warn!("nats-server unreachable at shutdown: unsent replies are dropped");
-    } else {
-        match tokio::time::timeout(SHUTDOWN_GRACE, nats.flush()).await {
-            // Everything is out: close the connection (its subscriptions
-            // first), so nats-server sees a clean goodbye, not a dropped socket.
-            Ok(Ok(())) => {
-                if let Err(e) = nats.drain().await {
-                    tracing::debug!(error = %e, "closing the NATS connection failed");
-                }
-            }
-            Ok(Err(e)) => tracing::warn!(error = %e, "final NATS flush failed"),
-            Err(_) => tracing::warn!("final NATS flush timed out"),
-        }
+        return Ok(());
     }
-    flushed.map_err(|e| ServerError::Internal(e.to_string()))??;
-    tracing::info!("stanchion stopped");
-    result
+    match tokio::time::timeout_at(deadline, nats.flush()).await {
+        Ok(Ok(())) => {
+            // Everything is out: close the connection, subscriptions first,
+            // so nats-server sees a goodbye rather than a dropped socket.
+            if nats.drain().await.is_ok() {
+                let closed = async {
+                    while liveness::nats_connected(&nats) {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                };
+                let _ = tokio::time::timeout(CLOSE_WAIT, closed).await;
+            }
+        }
+        Ok(Err(e)) => tracing::warn!(error = %e, "final NATS flush failed"),
+        Err(_) => tracing::warn!("final NATS flush timed out"),
+    }
+    Ok(())
 }
 
 /// The startup line: what this server is and where it keeps and shows things.

@@ -20,8 +20,13 @@ use crate::config::{Config, StoreKind};
 /// Depth of the dispatcher's query mailbox; monitor requests wait when full.
 pub(super) const QUERIES: usize = 64;
 
-/// How long a monitor request waits for the server to answer a snapshot.
+/// How long a monitor request waits for the server to answer a snapshot,
+/// its wait for a turn included.
 const SNAPSHOT_WAIT: Duration = Duration::from_secs(5);
+
+/// Monitor requests served at once; more wait their turn (within
+/// [`SNAPSHOT_WAIT`]), so scrapes cannot pile up inside the server.
+const MONITOR_CONCURRENCY: usize = 4;
 
 /// Counters of what the server did since it started, as NSS counts them
 /// (`in_*` per received publish, `out_*` per delivery, redeliveries too),
@@ -173,14 +178,32 @@ pub struct ChannelSnapshot {
 
 /// A request to the dispatcher from the monitor.
 pub(super) enum Query {
-    /// Copy the registry of clients and channels.
-    Registry(oneshot::Sender<Registry>),
+    /// Copy the registry of channels, and of clients when `with_clients`.
+    Registry {
+        /// Whether the client list is wanted (else only its length).
+        with_clients: bool,
+        /// Where the copy goes.
+        reply: oneshot::Sender<Registry>,
+    },
 }
 
 /// The dispatcher's registry, copied.
 pub(super) struct Registry {
+    pub client_count: usize,
+    /// Empty unless asked for.
     pub clients: Vec<ClientSummary>,
     pub channels: Vec<(String, ChannelHandle)>,
+}
+
+/// The server's state as of one registry copy.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// Registered clients.
+    pub client_count: usize,
+    /// The clients, sorted by ID, when asked for.
+    pub clients: Vec<ClientSummary>,
+    /// The channels asked for, sorted by name, each as its owner saw it.
+    pub channels: Vec<ChannelSnapshot>,
 }
 
 /// The server is not serving (starting, stopping) or did not answer in time.
@@ -205,6 +228,8 @@ struct Inner {
     queries: mpsc::Sender<Query>,
     /// Set once connected, for the readiness probe.
     nats: OnceLock<async_nats::Client>,
+    /// Turns for monitor requests, see [`MONITOR_CONCURRENCY`].
+    turns: tokio::sync::Semaphore,
 }
 
 impl ServerView {
@@ -222,6 +247,7 @@ impl ServerView {
             config: config.clone(),
             queries,
             nats: OnceLock::new(),
+            turns: tokio::sync::Semaphore::new(MONITOR_CONCURRENCY),
         };
         (
             ServerView {
@@ -306,80 +332,96 @@ impl ServerView {
         self.phase() == Phase::Ready && self.nats_connected()
     }
 
-    async fn registry(&self) -> Result<Registry, Unavailable> {
+    async fn registry(&self, with_clients: bool) -> Result<Registry, Unavailable> {
         if self.phase() != Phase::Ready {
             return Err(Unavailable);
         }
-        let (tx, rx) = oneshot::channel();
+        let (reply, rx) = oneshot::channel();
+        let query = Query::Registry {
+            with_clients,
+            reply,
+        };
         self.inner
             .queries
-            .send(Query::Registry(tx))
+            .send(query)
             .await
             .map_err(|_| Unavailable)?;
-        tokio::time::timeout(SNAPSHOT_WAIT, rx)
-            .await
-            .map_err(|_| Unavailable)?
-            .map_err(|_| Unavailable)
-    }
-
-    /// Every registered client, sorted by ID.
-    ///
-    /// # Errors
-    /// [`Unavailable`] when the server is not serving.
-    pub async fn clients(&self) -> Result<Vec<ClientSummary>, Unavailable> {
-        let mut clients = self.registry().await?.clients;
-        clients.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(clients)
+        rx.await.map_err(|_| Unavailable)
     }
 
     /// Every channel name, sorted.
     ///
     /// # Errors
-    /// [`Unavailable`] when the server is not serving.
+    /// [`Unavailable`] when the server is not serving or does not answer in time.
     pub async fn channel_names(&self) -> Result<Vec<String>, Unavailable> {
-        let mut names: Vec<String> = self
-            .registry()
-            .await?
-            .channels
-            .into_iter()
-            .map(|(name, _)| name)
-            .collect();
-        names.sort();
-        Ok(names)
+        self.bounded(async {
+            let mut names: Vec<String> = self
+                .registry(false)
+                .await?
+                .channels
+                .into_iter()
+                .map(|(name, _)| name)
+                .collect();
+            names.sort();
+            Ok(names)
+        })
+        .await
     }
 
-    /// Snapshots of the channels `wanted` decides on (by name), sorted by
-    /// name, each taken by its owner; the owners are asked all at once.
+    /// The clients (when `with_clients`) and the channels `wanted` picks
+    /// (by name), each channel snapshot taken by its owner; the owners are
+    /// asked all at once. An owner whose mailbox is full is not waited for:
+    /// the server is then too busy to be looked at, and says so.
     ///
     /// # Errors
-    /// [`Unavailable`] when the server is not serving or an owner does not answer.
-    pub async fn channels(
+    /// [`Unavailable`] when the server is not serving, is too busy, or does
+    /// not answer within 5 s.
+    pub async fn snapshot(
         &self,
+        with_clients: bool,
         wanted: impl Fn(&str) -> bool,
-    ) -> Result<Vec<ChannelSnapshot>, Unavailable> {
-        let registry = self.registry().await?;
-        let asks = registry
-            .channels
-            .into_iter()
-            .filter(|(name, _)| wanted(name))
-            .map(|(_, handle)| async move {
-                let (tx, rx) = oneshot::channel();
-                handle
-                    .tx
-                    .send(ChannelCmd::Snapshot { reply: tx })
-                    .await
-                    .map_err(|_| Unavailable)?;
-                tokio::time::timeout(SNAPSHOT_WAIT, rx)
-                    .await
-                    .map_err(|_| Unavailable)?
-                    .map_err(|_| Unavailable)
-            });
-        let mut snapshots = join_all(asks)
-            .await
-            .into_iter()
-            .collect::<Result<Vec<_>, _>>()?;
-        snapshots.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(snapshots)
+    ) -> Result<Snapshot, Unavailable> {
+        self.bounded(async {
+            let registry = self.registry(with_clients).await?;
+            let asks = registry
+                .channels
+                .into_iter()
+                .filter(|(name, _)| wanted(name))
+                .map(|(_, handle)| async move {
+                    let (tx, rx) = oneshot::channel();
+                    handle
+                        .tx
+                        .try_send(ChannelCmd::Snapshot { reply: tx })
+                        .map_err(|_| Unavailable)?;
+                    rx.await.map_err(|_| Unavailable)
+                });
+            let mut channels = join_all(asks)
+                .await
+                .into_iter()
+                .collect::<Result<Vec<_>, _>>()?;
+            channels.sort_by(|a, b| a.name.cmp(&b.name));
+            let mut clients = registry.clients;
+            clients.sort_by(|a, b| a.id.cmp(&b.id));
+            Ok(Snapshot {
+                client_count: registry.client_count,
+                clients,
+                channels,
+            })
+        })
+        .await
+    }
+
+    /// Runs a monitor request in its turn, within [`SNAPSHOT_WAIT`] overall.
+    async fn bounded<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, Unavailable>>,
+    ) -> Result<T, Unavailable> {
+        tokio::time::timeout(SNAPSHOT_WAIT, async {
+            let _turn = self.inner.turns.acquire().await.map_err(|_| Unavailable)?;
+            work.await
+        })
+        .await
+        .map_err(|_| Unavailable)?
     }
 }
 

@@ -192,10 +192,25 @@ fn dockerfile_volume_is_the_store_dir() {
 #[test]
 fn dockerfile_exposes_the_monitoring_port() {
     let stages = dockerfile_stages();
-    let port = image_env()
-        .get("STANCHION_HTTP_PORT")
-        .cloned()
-        .expect("no ENV STANCHION_HTTP_PORT");
+    // From the default arguments, as the NSS image has it: an ENV would
+    // override a config file's `http` port.
+    assert!(
+        !image_env().contains_key("STANCHION_HTTP_PORT"),
+        "ENV STANCHION_HTTP_PORT would override stan.conf's http port"
+    );
+    let cmd = runtime(&stages, "CMD");
+    let args = cmd
+        .last()
+        .and_then(|c| exec_form(c))
+        .unwrap_or_else(|| panic!("no exec-form CMD: {cmd:?}"));
+    let port = crate::settings::resolve(
+        None,
+        &image_env(),
+        &BTreeMap::new(),
+        &crate::settings::parse_flags(&args),
+    )
+    .http_port()
+    .to_string();
     let exposed: Vec<&str> = runtime(&stages, "EXPOSE")
         .into_iter()
         .flat_map(str::split_whitespace)
@@ -203,8 +218,9 @@ fn dockerfile_exposes_the_monitoring_port() {
         .collect();
     assert!(
         exposed.contains(&port.as_str()),
-        "EXPOSE {exposed:?} lacks STANCHION_HTTP_PORT={port}"
+        "EXPOSE {exposed:?} lacks the CMD's monitoring port {port}"
     );
+    assert_eq!(port, "8222", "the NSS image's monitoring port");
 }
 
 #[test]

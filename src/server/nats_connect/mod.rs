@@ -270,6 +270,29 @@ mod tests {
     }
 
     #[test]
+    fn url_errors_show_the_urls_redacted() {
+        // The review's case: `#` in the password once cut the host short.
+        let plan = Plan::new(&config("nats://alice:12#34@host:4222")).unwrap();
+        assert_eq!(plan.addrs[0].host(), "host");
+        assert_eq!(plan.addrs[0].port(), 4222);
+        assert_eq!(plan.shown, "nats://***@host:4222");
+
+        let Err(e) = Plan::new(&config("nats://h1, nats://alice:s3#cret@host:x")) else {
+            panic!("bad port accepted");
+        };
+        let text = e.to_string();
+        assert!(text.contains("\"nats://***@host:x\""), "{text}");
+        assert!(!text.contains("alice") && !text.contains("cret"), "{text}");
+
+        let Err(e) = Plan::new(&config("nats://a:p/1@h1,nats://a:p?2@h2")) else {
+            panic!("different credentials accepted");
+        };
+        let text = e.to_string();
+        assert!(text.contains("nats://***@h1,nats://***@h2"), "{text}");
+        assert!(!text.contains("p/1") && !text.contains("p?2"), "{text}");
+    }
+
+    #[test]
     fn unreadable_files_are_named() {
         let mut c = config("nats://h");
         c.nkey_seed_file = Some("/nonexistent/seed.nk".into());

@@ -1,8 +1,17 @@
 //! TLS with nats-server: the rustls client configuration for the TLS
 //! settings (CA file or system roots, client certificate and key), the two
-//! custom certificate verifiers (none for `secure`/`tls_insecure`, and one
-//! that checks `tls_server_name` instead of the URL's host), and the hint
-//! added to a refused handshake.
+//! custom certificate verifiers (none for `tls_insecure`, and one that
+//! checks `tls_server_name` instead of the URL's host), and the hint added
+//! to a refused handshake.
+//!
+//! `secure` only makes TLS required; nats-server's certificate is still
+//! verified. NSS's help text says `-secure` connects "without
+//! verification; weaker than specifying certificates", but its code
+//! (`server.go`, v0.23.2) calls nats.go's `nats.Secure()` with no TLS
+//! config, and nats.go then uses an empty `tls.Config`, which verifies
+//! against the system's CAs (or `-tls_client_cacert`). Only the config
+//! file's `tls { insecure }` (or `skip_verify`) sets `InsecureSkipVerify`.
+//! stanchion follows the code, not the help text.
 //!
 //! Reads the certificate and key files the configuration names, and the
 //! system's CA certificates. Calls only async-nats's rustls and
@@ -26,11 +35,17 @@ use crate::config::Config;
 /// TLS (a `tls://` URL or a server requiring TLS then gets async-nats's
 /// default: the system's CA certificates).
 ///
-/// Verification is skipped with `tls_insecure`, and with `secure` unless a
-/// CA file is given (NSS documents `-secure` as "without verification;
-/// weaker than specifying certificates"). `tls_server_name` replaces the
-/// URL's host as the name nats-server's certificate must carry (async-nats
-/// offers no such option; the TLS SNI stays the URL's host).
+/// nats-server's certificate is verified against `tls_client_cacert`, or
+/// the system's CAs without it, unless `tls_insecure` is set; `secure`
+/// only asks for TLS and verifies like any other TLS setting (as NSS's
+/// code does, whatever its help text says). `tls_server_name` replaces
+/// the URL's host as the name nats-server's certificate must carry
+/// (async-nats offers no such option; the TLS SNI stays the URL's host).
+///
+/// # Errors
+/// An unreadable or empty certificate, CA or key file; a client
+/// certificate without its key (or the reverse); no system CAs when no CA
+/// file is given; an invalid `tls_server_name`.
 pub(super) fn tls_config(config: &Config) -> Result<Option<ClientConfig>, JoinError> {
     let wanted = config.secure
         || config.tls_insecure
@@ -43,12 +58,11 @@ pub(super) fn tls_config(config: &Config) -> Result<Option<ClientConfig>, JoinEr
     }
     let builder = ClientConfig::builder();
     let provider = builder.crypto_provider().clone();
-    let skip_verification =
-        config.tls_insecure || (config.secure && config.tls_client_cacert.is_none());
-    let verifier: Arc<dyn ServerCertVerifier> = if skip_verification {
+    let verifier: Arc<dyn ServerCertVerifier> = if config.tls_insecure {
         if config.tls_server_name.is_some() {
             tracing::warn!(
-                "tls_server_name has no effect: nats-server's certificate is not verified"
+                "tls_server_name has no effect: tls_insecure is set, so nats-server's \
+                 certificate is not verified"
             );
         }
         Arc::new(NoVerification(provider))
@@ -146,8 +160,8 @@ fn system_roots() -> Result<RootCertStore, JoinError> {
     Ok(roots)
 }
 
-/// Accepts any certificate nats-server shows (`secure`, `tls_insecure`),
-/// while still checking that the handshake is signed by its key.
+/// Accepts any certificate nats-server shows (`tls_insecure`), while
+/// still checking that the handshake is signed by its key.
 #[derive(Debug)]
 struct NoVerification(Arc<CryptoProvider>);
 
@@ -244,8 +258,10 @@ impl ServerCertVerifier for ExpectName {
 pub(super) fn tls_hint(e: &rustls::Error) -> String {
     match e {
         rustls::Error::InvalidCertificate(_) => format!(
-            "{e} (is tls_client_cacert the CA that signed nats-server's certificate, \
-             and does the certificate name the URL's host or tls_server_name?)"
+            "{e} (nats-server's certificate is verified, with secure too: is \
+             tls_client_cacert the CA that signed it (without it, the system's CAs \
+             are used), and does it name the URL's host or tls_server_name? \
+             tls_insecure skips the check)"
         ),
         rustls::Error::AlertReceived(_) => format!(
             "{e} (nats-server refused the handshake: does it require a client \
@@ -253,5 +269,33 @@ pub(super) fn tls_hint(e: &rustls::Error) -> String {
         ),
         rustls::Error::InvalidMessage(_) => format!("{e} (does nats-server have TLS enabled?)"),
         _ => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::config;
+    use super::*;
+
+    /// Whether the configuration built for `config` skips verification.
+    fn skips_verification(config: &Config) -> bool {
+        let tls = tls_config(config).unwrap().expect("TLS configured");
+        format!("{tls:?}").contains("NoVerification")
+    }
+
+    #[test]
+    fn secure_verifies_and_only_tls_insecure_skips() {
+        let mut c = config("nats://h");
+        assert!(tls_config(&c).unwrap().is_none());
+        c.secure = true;
+        assert!(
+            !skips_verification(&c),
+            "secure alone verifies (system CAs)"
+        );
+        c.tls_insecure = true;
+        assert!(skips_verification(&c));
+        let mut c = config("nats://h");
+        c.tls_insecure = true;
+        assert!(skips_verification(&c), "tls_insecure alone asks for TLS");
     }
 }

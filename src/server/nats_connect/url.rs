@@ -1,10 +1,17 @@
-//! nats-server URLs: cutting each URL around its user info (as Go's
-//! `url.Parse` does), taking the credentials out of it, and [`redact`],
-//! which hides them for log lines.
+//! nats-server URLs: cutting each URL around its user info, taking the
+//! credentials out of it, and [`redact`], which hides them for log lines.
+//!
+//! NATS URLs have no path, query or fragment, so the user info runs up to
+//! the last `@` of the whole entry: a password may hold `#`, `/`, `?`,
+//! `@` and `:` unescaped. (Go's `url.Parse`, which NSS uses, would instead
+//! end the authority at the first `/`, `?` or `#` and so take part of such
+//! a password for the host; stanchion does not follow it there.) A `,`
+//! still separates URLs, so a password holding one must write it `%2C`.
 //!
 //! Pure text handling: no I/O, and the only async-nats item used is
 //! [`ServerAddr`], which the address without credentials is parsed into.
-//! Nothing here logs.
+//! Nothing here logs, and no error text quotes a URL that held an `@`
+//! except in its redacted form.
 
 use std::fmt;
 
@@ -18,19 +25,23 @@ const REDACTED: &str = "***";
 /// `urls` (comma-separated, as in `nats_server`) with the credentials of
 /// each URL replaced by `***`: `nats://u:p@host:4222` becomes
 /// `nats://***@host:4222`, so a log shows that credentials are in use but
-/// not which. URLs without credentials are kept as written; entries are
-/// trimmed and joined with `,`.
+/// not which. Everything between the scheme (if any) and an entry's last
+/// `@` is replaced, whatever it holds; entries without `@` are kept as
+/// written. Entries are trimmed and joined with `,`.
 pub fn redact(urls: &str) -> String {
     urls.split(',')
-        .map(|entry| {
-            let parts = split_userinfo(entry.trim());
-            match parts.userinfo {
-                Some(_) => format!("{}{REDACTED}@{}", parts.scheme, parts.rest),
-                None => entry.trim().to_string(),
-            }
-        })
+        .map(|entry| redact_entry(entry.trim()))
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// One URL as [`redact`] shows it.
+fn redact_entry(url: &str) -> String {
+    let parts = split_userinfo(url);
+    match parts.userinfo {
+        Some(_) => format!("{}{REDACTED}@{}", parts.scheme, parts.rest),
+        None => url.to_string(),
+    }
 }
 
 /// Credentials carried in a URL's user info.
@@ -60,21 +71,24 @@ impl fmt::Debug for UrlAuth {
 struct UrlParts<'a> {
     /// `nats://` (or empty when the URL has no scheme).
     scheme: &'a str,
-    /// What stands before the last `@` of the authority, if there is one.
+    /// What stands between the scheme and the URL's last `@`, if it has one.
     userinfo: Option<&'a str>,
-    /// Host, port and anything after them.
+    /// Host and port (and anything after them): all after the last `@`.
     rest: &'a str,
 }
 
-/// Cuts `url` as Go's `url.Parse` does: the authority ends at the first
-/// `/`, `?` or `#`, and the user info ends at its last `@`.
+/// Cuts `url` into scheme, user info and the rest. The scheme is a leading
+/// `letter *(letter / digit / + / - / .)` followed by `://`, so a `://`
+/// inside a password of a URL without scheme is not taken for one. The
+/// user info ends at the last `@` of the whole URL (NATS URLs have no
+/// path, so an `@` cannot belong to anything after the host).
 fn split_userinfo(url: &str) -> UrlParts<'_> {
-    let (scheme, after) = match url.find("://") {
+    let scheme_len = url.find("://").filter(|&i| is_scheme(&url[..i]));
+    let (scheme, after) = match scheme_len {
         Some(i) => url.split_at(i + 3),
         None => ("", url),
     };
-    let authority_end = after.find(['/', '?', '#']).unwrap_or(after.len());
-    match after[..authority_end].rfind('@') {
+    match after.rfind('@') {
         Some(at) => UrlParts {
             scheme,
             userinfo: Some(&after[..at]),
@@ -88,15 +102,28 @@ fn split_userinfo(url: &str) -> UrlParts<'_> {
     }
 }
 
+/// Whether `s` is a URL scheme (RFC 3986: a letter, then letters, digits,
+/// `+`, `-` or `.`).
+fn is_scheme(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+}
+
 /// The address (without credentials) and the credentials of one URL.
-/// Percent-escapes in the user info are decoded; empty user info (`@host`)
-/// means none.
+/// The user ends at the user info's first `:` (the password may hold more);
+/// user info without `:` is a token. Percent-escapes in the user info are
+/// decoded; empty user info (`@host`) means none.
+///
+/// # Errors
+/// [`JoinError::Invalid`] when async-nats rejects the address; the text
+/// shows the URL redacted.
 pub(super) fn parse_url(url: &str) -> Result<(ServerAddr, Option<UrlAuth>), JoinError> {
     let parts = split_userinfo(url);
     let bare = format!("{}{}", parts.scheme, parts.rest);
     let addr = bare.parse::<ServerAddr>().map_err(|e| {
-        // The error names no part of the URL; `bare` has no credentials.
-        JoinError::Invalid(format!("invalid NATS URL {bare:?}: {e}"))
+        // async-nats's text names at most the scheme, never the user info.
+        JoinError::Invalid(format!("invalid NATS URL {:?}: {e}", redact_entry(url)))
     })?;
     let auth =
         parts
@@ -195,8 +222,68 @@ mod tests {
         assert_eq!(parse_url("nats://bob:p@ss@host").unwrap().0.port(), 4222);
         assert_eq!(auth_of("nats://bob:100%@host"), user_pass("bob", "100%"));
         assert_eq!(auth_of("nats://bob:%zz%4@host"), user_pass("bob", "%zz%4"));
-        // An `@` after the authority is not user info.
-        assert_eq!(auth_of("nats://host:4222/x@y"), None);
+        // NATS URLs have no path: the last `@` ends the user info wherever it is.
+        assert_eq!(auth_of("nats://host:4222/x@y"), user_pass("host", "4222/x"));
+        assert_eq!(addr_of("nats://host:4222/x@y"), "nats://y");
+    }
+
+    #[test]
+    fn passwords_may_hold_url_delimiters() {
+        for pass in [
+            "s3#cret",
+            "12#34",
+            "a/b",
+            "/",
+            "a?b",
+            "?x=1",
+            "p@ss",
+            "p:w",
+            "a:b@c#d/e?f",
+            "#",
+            "@",
+        ] {
+            let url = format!("nats://alice:{pass}@127.0.0.1:4999");
+            let (addr, auth) = parse_url(&url).unwrap();
+            assert_eq!(auth, user_pass("alice", pass), "{url}");
+            assert_eq!(addr.host(), "127.0.0.1", "{url}");
+            assert_eq!(addr.port(), 4999, "{url}");
+            assert_eq!(redact(&url), "nats://***@127.0.0.1:4999", "{url}");
+            // Without a scheme and without a port too.
+            let bare = format!("alice:{pass}@host");
+            assert_eq!(auth_of(&bare), user_pass("alice", pass), "{bare}");
+            let addr = parse_url(&bare).unwrap().0;
+            assert_eq!((addr.host(), addr.port()), ("host", 4222), "{bare}");
+            assert_eq!(redact(&bare), "***@host", "{bare}");
+        }
+        // The review's case: not host `alice`, port 12.
+        let (addr, _) = parse_url("nats://alice:12#34@host:4222").unwrap();
+        assert_eq!((addr.host(), addr.port()), ("host", 4222));
+        // A `://` in the password of a URL without scheme is no scheme.
+        assert_eq!(auth_of("alice:p://w@host"), user_pass("alice", "p://w"));
+        assert_eq!(redact("alice:p://w@host"), "***@host");
+        assert_eq!(
+            auth_of("nats://alice:p://w@host"),
+            user_pass("alice", "p://w")
+        );
+        assert_eq!(redact("nats://alice:p://w@host"), "nats://***@host");
+    }
+
+    #[test]
+    fn tokens_may_hold_url_delimiters() {
+        for token in ["t#k", "t/k", "t?k", "t@k", "#/?@", "//t"] {
+            let url = format!("tls://{token}@127.0.0.1:4443");
+            let (addr, auth) = parse_url(&url).unwrap();
+            assert_eq!(auth, Some(UrlAuth::Token(token.into())), "{url}");
+            assert_eq!((addr.host(), addr.port()), ("127.0.0.1", 4443), "{url}");
+            assert_eq!(redact(&url), "tls://***@127.0.0.1:4443", "{url}");
+        }
+        // A raw `:` makes user and password, as in Go; `%3A` keeps a token.
+        assert_eq!(auth_of("nats://to:ken@host"), user_pass("to", "ken"));
+        assert_eq!(
+            auth_of("nats://to%3Aken@host"),
+            Some(UrlAuth::Token("to:ken".into()))
+        );
+        assert_eq!(redact("nats://to:ken@host"), "nats://***@host");
     }
 
     #[test]
@@ -219,6 +306,20 @@ mod tests {
         // Even a URL async-nats would reject is redacted.
         assert_eq!(redact("bogus://u:p@h:x"), "bogus://***@h:x");
         assert!(!redact("nats://alice:hunter2@h").contains("hunter2"));
+        // Delimiters in passwords and tokens, in a list.
+        assert_eq!(
+            redact(
+                "nats://alice:s3#cret@127.0.0.1:4999, nats://bob:a/b?c@h2:4222,\
+                 tls://t#k/n?@h3, carol:p:w@h4, nats://@h5, nats://h6:4222"
+            ),
+            "nats://***@127.0.0.1:4999,nats://***@h2:4222,tls://***@h3,***@h4,\
+             nats://***@h5,nats://h6:4222"
+        );
+        let secrets = "nats://alice:s3#cret@h1,nats://bob:a/b?c@h2,nats://t0k#n@h3";
+        let shown = redact(secrets);
+        for secret in ["alice", "s3#cret", "cret", "bob", "a/b?c", "t0k#n", "k#n"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
     }
 
     #[test]
@@ -227,7 +328,31 @@ mod tests {
             panic!("ftp:// accepted");
         };
         let text = e.to_string();
-        assert!(text.contains("ftp://host"), "{text}");
+        assert!(text.contains("\"ftp://***@host\""), "{text}");
         assert!(!text.contains("hunter2"), "{text}");
+        assert!(!text.contains("alice"), "{text}");
+
+        // Delimiters in the password: the host and port are still right,
+        // so a bad port is the port's fault, and the text stays redacted.
+        for url in [
+            "nats://alice:s3#cret@host:x",
+            "nats://alice:a/b?c@host:99999",
+            "alice:12#34@host:port",
+            "bogus://t0k#n@host",
+        ] {
+            let Err(e) = parse_url(url) else {
+                panic!("{url} accepted");
+            };
+            let text = e.to_string();
+            assert!(text.contains(&format!("{:?}", redact(url))), "{text}");
+            for secret in ["alice", "s3#cret", "cret", "a/b?c", "12#34", "t0k#n"] {
+                assert!(!text.contains(secret), "{secret} in {text}");
+            }
+        }
+        // A URL without `@` is quoted as written.
+        let Err(e) = parse_url("ftp://host") else {
+            panic!("ftp:// accepted");
+        };
+        assert!(e.to_string().contains("\"ftp://host\""), "{e}");
     }
 }

@@ -217,22 +217,40 @@ pub async fn serve(setup: Setup, signal: CancellationToken) -> Result<(), Server
         match input {
             Input::Query(q) => d.on_query(q),
             Input::Liveness(report) => d.on_liveness(report).await,
-            Input::DupProbe(probe) => d.on_dup_probe(probe).await,
+            Input::DupProbe(probe) => {
+                if !d.closes_first(&mut inputs, &signal).await {
+                    break;
+                }
+                d.on_dup_probe(probe).await
+            }
             Input::Publish(m) => d.on_publish(m).await,
             Input::Ack(m) => d.on_ack(m).await,
-            Input::Connect(m) => d.on_connect(m).await,
+            Input::Connect(m) => {
+                if !d.closes_first(&mut inputs, &signal).await {
+                    break;
+                }
+                d.on_connect(m).await
+            }
             Input::Ping(m) => d.on_ping(m).await,
             Input::Subscribe(m) => d.on_subscribe(m).await,
+            // A signal seen during the barrier stops everything, the
+            // close-type request included.
             Input::Unsubscribe(m) => {
-                d.barrier(&mut inputs).await;
+                if !d.barrier(&mut inputs, &signal).await {
+                    break;
+                }
                 d.on_unsubscribe(m, false).await;
             }
             Input::SubClose(m) => {
-                d.barrier(&mut inputs).await;
+                if !d.barrier(&mut inputs, &signal).await {
+                    break;
+                }
                 d.on_unsubscribe(m, true).await;
             }
             Input::Close(m) => {
-                d.barrier(&mut inputs).await;
+                if !d.barrier(&mut inputs, &signal).await {
+                    break;
+                }
                 d.on_close(m).await;
             }
         }
@@ -332,21 +350,44 @@ impl Dispatcher {
         })
     }
 
+    /// Handles the Close requests already received before a connect (or a
+    /// duplicate-ID decision) is settled: a client that closes and at once
+    /// reconnects under the same ID must have its close applied to the old
+    /// instance, not to the new one. `false` when a stop signal arrived.
+    async fn closes_first(&mut self, inputs: &mut Inputs, signal: &CancellationToken) -> bool {
+        while let Some(Some(m)) = inputs.close.next().now_or_never() {
+            if !self.barrier(inputs, signal).await {
+                return false;
+            }
+            self.on_close(m).await;
+        }
+        true
+    }
+
     /// Routes every publish and ack already received, so a close-type
-    /// request takes effect after what the client sent before it.
-    async fn barrier(&mut self, inputs: &mut Inputs) {
+    /// request takes effect after what the client sent before it. `false`
+    /// when a stop signal arrived meanwhile: nothing more is taken.
+    async fn barrier(&mut self, inputs: &mut Inputs, signal: &CancellationToken) -> bool {
+        let stopping = || signal.is_cancelled() || super::signalled();
         for _ in 0..BARRIER_DRAIN {
+            if stopping() {
+                return false;
+            }
             let Some(Some(m)) = inputs.publish.next().now_or_never() else {
                 break;
             };
             self.on_publish(m).await;
         }
         for _ in 0..BARRIER_DRAIN {
+            if stopping() {
+                return false;
+            }
             let Some(Some(m)) = inputs.acks.next().now_or_never() else {
                 break;
             };
             self.on_ack(m).await;
         }
+        !stopping()
     }
 
     async fn reply(&self, reply: Option<Subject>, payload: Bytes) {
@@ -427,19 +468,34 @@ impl Dispatcher {
     /// Answers the monitor with a copy of the registry.
     fn on_query(&self, query: Query) {
         match query {
-            Query::Registry(reply) => {
-                let clients = self
-                    .clients
-                    .summaries()
-                    .into_iter()
-                    .map(|(id, hb_inbox)| ClientSummary { id, hb_inbox })
-                    .collect();
+            Query::Registry {
+                with_clients,
+                reply,
+            } => {
+                let clients: Vec<ClientSummary> = if with_clients {
+                    self.clients
+                        .summaries()
+                        .into_iter()
+                        .map(|(id, hb_inbox)| ClientSummary { id, hb_inbox })
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                let client_count = if with_clients {
+                    clients.len()
+                } else {
+                    self.clients.len()
+                };
                 let channels = self
                     .channels
                     .iter()
                     .map(|(name, handle)| (name.clone(), handle.clone()))
                     .collect();
-                let _ = reply.send(Registry { clients, channels });
+                let _ = reply.send(Registry {
+                    client_count,
+                    clients,
+                    channels,
+                });
             }
         }
     }
