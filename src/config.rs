@@ -15,9 +15,9 @@ pub mod nats_conf;
 pub mod nss_file;
 mod secret;
 pub mod size;
-mod text;
 #[cfg(test)]
 mod tests;
+mod text;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -27,7 +27,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize};
 
 pub use load::{ConfigError, Loaded, CONFIG_ENV, ENV_PREFIX};
-pub use secret::Secret;
+pub use secret::{redact_urls, Secret};
 use text::{opt_path_like, opt_string_like, path_like, string_like};
 
 use crate::protocol::{is_valid_channel, is_valid_client_id};
@@ -94,7 +94,6 @@ impl<'de> Deserialize<'de> for StoreKind {
     }
 }
 
-
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -140,7 +139,10 @@ impl<'de> Deserialize<'de> for LogFormat {
 
 /// Everything the server needs to run. Field names match NSS's long flags
 /// (and so the environment variables, `STANCHION_<FIELD>`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Its `Debug` hides credentials: the user info of `nats_server`'s URLs,
+/// and `pass` and `auth` (each a [`Secret`]).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Config {
     /// NATS server URL(s) to join, comma-separated. Credentials in a URL
@@ -204,7 +206,8 @@ pub struct Config {
     /// A `.creds` file (user JWT and NKey seed) to authenticate with.
     #[serde(deserialize_with = "opt_path_like")]
     pub credentials: Option<PathBuf>,
-    /// TLS to nats-server without verifying its certificate (NSS `-secure`).
+    /// Require TLS to nats-server (NSS `-secure`). Its certificate is still
+    /// verified, as NSS's code does (its help text says otherwise).
     pub secure: bool,
     /// Client certificate presented to nats-server (PEM).
     #[serde(deserialize_with = "opt_path_like")]
@@ -272,6 +275,46 @@ impl Default for Config {
     }
 }
 
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("nats_server", &secret::redact_urls(&self.nats_server))
+            .field("cluster_id", &self.cluster_id)
+            .field("discover_prefix", &self.discover_prefix)
+            .field("store", &self.store)
+            .field("dir", &self.dir)
+            .field("file_sync", &self.file_sync)
+            .field("cache_capacity", &self.cache_capacity)
+            .field("hb_interval", &self.hb_interval)
+            .field("hb_timeout", &self.hb_timeout)
+            .field("hb_fail_count", &self.hb_fail_count)
+            .field("max_channels", &self.max_channels)
+            .field("max_subs", &self.max_subs)
+            .field("max_msgs", &self.max_msgs)
+            .field("max_bytes", &self.max_bytes)
+            .field("replace_durable", &self.replace_durable)
+            .field("io_batch_size", &self.io_batch_size)
+            .field("stan_debug", &self.stan_debug)
+            .field("stan_trace", &self.stan_trace)
+            .field("log_format", &self.log_format)
+            .field("user", &self.user)
+            .field("pass", &self.pass)
+            .field("auth", &self.auth)
+            .field("nkey_seed_file", &self.nkey_seed_file)
+            .field("credentials", &self.credentials)
+            .field("secure", &self.secure)
+            .field("tls_client_cert", &self.tls_client_cert)
+            .field("tls_client_key", &self.tls_client_key)
+            .field("tls_client_cacert", &self.tls_client_cacert)
+            .field("tls_server_name", &self.tls_server_name)
+            .field("tls_insecure", &self.tls_insecure)
+            .field("connection_name", &self.connection_name)
+            .field("http_host", &self.http_host)
+            .field("http_port", &self.http_port)
+            .finish()
+    }
+}
+
 impl Config {
     /// The name of stanchion's NATS connection.
     pub fn connection_name(&self) -> String {
@@ -287,7 +330,13 @@ impl Config {
     ///
     /// [`ConfigError::Invalid`] naming the first offending setting.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key, reason: String| Err(ConfigError::Invalid { key, reason });
+        let invalid = |key, reason: String| {
+            Err(ConfigError::Invalid {
+                key,
+                at: None,
+                reason,
+            })
+        };
         if self.cluster_id.is_empty() {
             return invalid("cluster_id", "must not be empty".into());
         }
@@ -332,13 +381,22 @@ impl Config {
         if !(-1..=65535).contains(&self.http_port) {
             return invalid(
                 "http_port",
-                format!("{} must be a port (0 disables, -1 picks one)", self.http_port),
+                format!(
+                    "{} must be a port (0 disables, -1 picks one)",
+                    self.http_port
+                ),
             );
         }
-        if self.tls_client_cert.is_some() != self.tls_client_key.is_some() {
+        if self.tls_client_cert.is_some() && self.tls_client_key.is_none() {
             return invalid(
                 "tls_client_cert",
                 "a client certificate and its key (tls_client_key) go together".into(),
+            );
+        }
+        if self.tls_client_key.is_some() && self.tls_client_cert.is_none() {
+            return invalid(
+                "tls_client_key",
+                "a client key and its certificate (tls_client_cert) go together".into(),
             );
         }
         Ok(())

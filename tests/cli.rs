@@ -2,15 +2,69 @@
 //! and configuration errors, with their exit codes. None of these start the
 //! server, so no nats-server is needed.
 
-use std::process::{Command, Output};
+use std::io::Read;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
+/// How long a run that never starts the server may take.
+const EXIT_WITHIN: Duration = Duration::from_secs(10);
+
+/// Runs stanchion to its exit, which must come within [`EXIT_WITHIN`]:
+/// an argument list that became valid would start the server and retry
+/// its NATS URL forever (`-ns` points at a closed port, `-dir` nowhere
+/// that is used, in case).
 fn stanchion(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_stanchion"));
-    cmd.args(args).env_remove("STANCHION_CONFIG");
+    cmd.args(args)
+        .env_remove("STANCHION_CONFIG")
+        .env("STANCHION_NATS_SERVER", "nats://127.0.0.1:1")
+        .env("STANCHION_STORE", "memory");
     for (key, value) in env {
         cmd.env(key, value);
     }
-    cmd.output().expect("run stanchion")
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("run stanchion");
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let deadline = Instant::now() + EXIT_WITHIN;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for stanchion") {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = stdout.join().expect("stdout");
+    let stderr = stderr.join().expect("stderr");
+    match status {
+        Some(status) => Output {
+            status,
+            stdout,
+            stderr,
+        },
+        None => panic!(
+            "stanchion {args:?} still running after {EXIT_WITHIN:?}; killed. stderr:\n{}",
+            text(&stderr)
+        ),
+    }
+}
+
+/// Reads `pipe` to its end on a thread, so that a full pipe cannot stall
+/// the child.
+fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut bytes);
+        }
+        bytes
+    })
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -19,7 +73,7 @@ fn text(bytes: &[u8]) -> String {
 
 #[test]
 fn help_lists_nss_spellings_and_exits_0() {
-    for flag in ["--help", "-help", "-h"] {
+    for flag in ["--help", "-help", "-h", "help"] {
         let out = stanchion(&[flag], &[]);
         assert_eq!(out.status.code(), Some(0), "{flag}");
         let help = text(&out.stdout);
@@ -53,14 +107,19 @@ fn help_lists_every_option_with_its_environment_variable() {
         );
     }
     // The reference server's flags that are accepted and ignored are listed too.
-    for flag in ["-file_compact_enabled", "-routes", "-sql_driver", "-clustered"] {
+    for flag in [
+        "-file_compact_enabled",
+        "-routes",
+        "-sql_driver",
+        "-clustered",
+    ] {
         assert!(help.contains(flag), "{flag} missing:\n{help}");
     }
 }
 
 #[test]
 fn version_exits_0() {
-    for flag in ["--version", "-version", "-v"] {
+    for flag in ["--version", "-version", "-v", "version", "VERSION"] {
         let out = stanchion(&[flag], &[]);
         assert_eq!(out.status.code(), Some(0), "{flag}");
         assert!(text(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
@@ -76,6 +135,11 @@ fn configuration_errors_exit_2_naming_the_setting() {
         (&["-zz", "1h"], &[], "flag provided but not defined: -zz"),
         (&["-hbi", "5x"], &[], "--hb_interval"),
         (&["-cid", "a.b"], &[], "invalid cluster_id"),
+        (
+            &[],
+            &[("STANCHION_FILE_SYNC", "yes")],
+            "STANCHION_FILE_SYNC",
+        ),
         (&[], &[("STANCHION_HB_FAIL_COUNT", "x")], "HB_FAIL_COUNT"),
         (
             &["-sc", "/nonexistent/stan.toml"],

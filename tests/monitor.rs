@@ -112,10 +112,8 @@ async fn every_endpoint_reports_the_state_built_through_the_protocol() {
         .await
         .unwrap();
     let mut delivered = vec![next_msg(&mut stalled).await, next_msg(&mut stalled).await];
-    let (stalled_inbox, stalled_ack) = (
-        stalled.inbox().to_string(),
-        stalled.ack_inbox().to_string(),
-    );
+    let (stalled_inbox, stalled_ack) =
+        (stalled.inbox().to_string(), stalled.ack_inbox().to_string());
 
     // B: a durable that reads everything, then goes offline.
     let mut durable = b
@@ -134,10 +132,8 @@ async fn every_endpoint_reports_the_state_built_through_the_protocol() {
         foo_bytes += encoded_len(&m);
         delivered.push(m);
     }
-    let (durable_inbox, durable_ack) = (
-        durable.inbox().to_string(),
-        durable.ack_inbox().to_string(),
-    );
+    let (durable_inbox, durable_ack) =
+        (durable.inbox().to_string(), durable.ack_inbox().to_string());
     durable.close().await.unwrap();
 
     // B: a durable queue group that reads everything, then goes offline (a shadow).
@@ -206,13 +202,32 @@ async fn every_endpoint_reports_the_state_built_through_the_protocol() {
     let r = get(port, "/streaming/serverz");
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), Some("application/json"));
-    assert!(r.body.starts_with("{\n  \"cluster_id\": \"test-cluster\",\n"), "{}", r.body);
+    assert!(
+        r.body
+            .starts_with("{\n  \"cluster_id\": \"test-cluster\",\n"),
+        "{}",
+        r.body
+    );
     assert!(is_sorted(&key_order(
         &r.body,
         &[
-            "cluster_id", "server_id", "version", "go", "state", "now", "start_time", "uptime",
-            "clients", "subscriptions", "channels", "total_msgs", "total_bytes", "in_msgs",
-            "in_bytes", "out_msgs", "out_bytes",
+            "cluster_id",
+            "server_id",
+            "version",
+            "go",
+            "state",
+            "now",
+            "start_time",
+            "uptime",
+            "clients",
+            "subscriptions",
+            "channels",
+            "total_msgs",
+            "total_bytes",
+            "in_msgs",
+            "in_bytes",
+            "out_msgs",
+            "out_bytes",
         ]
     )));
     let s = r.json();
@@ -252,12 +267,21 @@ async fn every_endpoint_reports_the_state_built_through_the_protocol() {
     // /streaming/channelsz: names, paging, subs, one channel.
     let ch = get(port, "/streaming/channelsz").json();
     assert_eq!(ch["names"], json!(["bar", "foo"]));
-    assert_eq!((ch["offset"].clone(), ch["limit"].clone()), (json!(0), json!(1024)));
-    assert_eq!((ch["count"].clone(), ch["total"].clone()), (json!(2), json!(2)));
+    assert_eq!(
+        (ch["offset"].clone(), ch["limit"].clone()),
+        (json!(0), json!(1024))
+    );
+    assert_eq!(
+        (ch["count"].clone(), ch["total"].clone()),
+        (json!(2), json!(2))
+    );
     assert!(ch.get("channels").is_none());
     let paged = get(port, "/streaming/channelsz?offset=1&limit=1").json();
     assert_eq!(paged["names"], json!(["foo"]));
-    assert_eq!((paged["count"].clone(), paged["total"].clone()), (json!(1), json!(2)));
+    assert_eq!(
+        (paged["count"].clone(), paged["total"].clone()),
+        (json!(1), json!(2))
+    );
     let past = get(port, "/streaming/channelsz?offset=5").json();
     assert!(past.get("names").is_none() && past["count"] == 0, "{past}");
     let foo = json!({"name": "foo", "msgs": 3, "bytes": foo_bytes, "first_seq": 1,
@@ -271,24 +295,39 @@ async fn every_endpoint_reports_the_state_built_through_the_protocol() {
     assert!(with_subs.get("names").is_none());
     let mut foo_plain = foo.clone();
     foo_plain.as_object_mut().unwrap().remove("subscriptions");
-    assert_eq!(get(port, "/streaming/channelsz?channel=foo").json(), foo_plain);
-    assert_eq!(get(port, "/streaming/channelsz?channel=foo&subs=1").json(), foo);
+    assert_eq!(
+        get(port, "/streaming/channelsz?channel=foo").json(),
+        foo_plain
+    );
+    assert_eq!(
+        get(port, "/streaming/channelsz?channel=foo&subs=1").json(),
+        foo
+    );
     let missing = get(port, "/streaming/channelsz?channel=nope");
     assert_eq!(missing.status, 404);
     assert_eq!(missing.body, "Channel nope not found\n");
 
     // /streaming/clientsz: sorted, subs counted as NSS does (online ones only).
     let cl = get(port, "/streaming/clientsz").json();
-    assert_eq!((cl["count"].clone(), cl["total"].clone()), (json!(2), json!(2)));
+    assert_eq!(
+        (cl["count"].clone(), cl["total"].clone()),
+        (json!(2), json!(2))
+    );
     let ids: Vec<_> = cl["clients"]
         .as_array()
         .unwrap()
         .iter()
         .map(|c| (c["id"].clone(), c["subs_count"].clone()))
         .collect();
-    assert_eq!(ids, [(json!("mon-a"), json!(1)), (json!("mon-b"), json!(1))]);
+    assert_eq!(
+        ids,
+        [(json!("mon-a"), json!(1)), (json!("mon-b"), json!(1))]
+    );
     for c in cl["clients"].as_array().unwrap() {
-        assert!(c["hb_inbox"].as_str().unwrap().starts_with("_INBOX."), "{c}");
+        assert!(
+            c["hb_inbox"].as_str().unwrap().starts_with("_INBOX."),
+            "{c}"
+        );
         assert!(c.get("subscriptions").is_none());
     }
     let one = get(port, "/streaming/clientsz?client=mon-a&subs=1").json();
@@ -296,10 +335,16 @@ async fn every_endpoint_reports_the_state_built_through_the_protocol() {
     assert_eq!(one["subs_count"], 1);
     assert_eq!(one["subscriptions"], json!({"foo": [stalled_z]}));
     let all = get(port, "/streaming/clientsz?subs=1").json();
-    assert_eq!(all["clients"][1]["subscriptions"], json!({"bar": [member_z]}));
+    assert_eq!(
+        all["clients"][1]["subscriptions"],
+        json!({"bar": [member_z]})
+    );
     let paged = get(port, "/streaming/clientsz?offset=1&limit=1").json();
     assert_eq!(paged["clients"][0]["id"], "mon-b");
-    assert_eq!((paged["count"].clone(), paged["total"].clone()), (json!(1), json!(2)));
+    assert_eq!(
+        (paged["count"].clone(), paged["total"].clone()),
+        (json!(1), json!(2))
+    );
     let missing = get(port, "/streaming/clientsz?client=nope");
     assert_eq!(missing.status, 404);
     assert_eq!(missing.body, "Client nope not found\n");
@@ -307,7 +352,11 @@ async fn every_endpoint_reports_the_state_built_through_the_protocol() {
     // JSONP, the FT probe, unknown paths.
     let jsonp = get(port, "/streaming/storez?callback=cb");
     assert_eq!(jsonp.header("content-type"), Some("application/javascript"));
-    assert!(jsonp.body.starts_with("cb({\n") && jsonp.body.ends_with("})"), "{}", jsonp.body);
+    assert!(
+        jsonp.body.starts_with("cb({\n") && jsonp.body.ends_with("})"),
+        "{}",
+        jsonp.body
+    );
     let ft = get(port, "/streaming/isFTActive");
     assert_eq!((ft.status, ft.body.as_str()), (204, ""));
     assert_eq!(get(port, "/streaming/nothing").status, 404);
@@ -345,7 +394,10 @@ async fn memory_store_and_a_free_port_and_the_probes_through_shutdown() {
     assert_eq!(st["total_msgs"], 0);
     let ch = get(port, "/streaming/channelsz").json();
     assert!(ch.get("names").is_none() && ch["total"] == 0, "{ch}");
-    assert_eq!(get(port, "/streaming/clientsz").json()["clients"], json!([]));
+    assert_eq!(
+        get(port, "/streaming/clientsz").json()["clients"],
+        json!([])
+    );
     let status = s.proc.terminate(Duration::from_secs(10));
     assert_eq!(status.and_then(|s| s.code()), Some(0));
     assert!(common::http::try_get(port, "/healthz").is_none());

@@ -6,8 +6,9 @@
 
 mod common;
 
-use std::process::Command;
-use std::time::Duration;
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use common::http::{get, wait_for_status};
 use common::*;
@@ -71,7 +72,11 @@ async fn the_helm_charts_command_line_and_config_file_start_and_serve() {
     let store = dir.path().join("store");
     let port = free_port();
     let conf = dir.path().join("stan.conf");
-    std::fs::write(&conf, chart_config(&nats.url(), store.to_str().unwrap(), port)).unwrap();
+    std::fs::write(
+        &conf,
+        chart_config(&nats.url(), store.to_str().unwrap(), port),
+    )
+    .unwrap();
     let ignored = [
         "--file_slice_archive_script",
         "-p",
@@ -88,8 +93,20 @@ async fn the_helm_charts_command_line_and_config_file_start_and_serve() {
     cmd.args(["-sc", conf.to_str().unwrap()])
         // The chart's args, then one reference flag of each kind.
         .args(["--file_slice_archive_script", "/etc/stan-config/backup.sh"])
-        .args(["-p", "4222", "--file_compact_enabled=false", "--sql_driver", "postgres"])
-        .args(["--syslog_name", "stan", "--routes", "nats://a:6222", "--cluster"])
+        .args([
+            "-p",
+            "4222",
+            "--file_compact_enabled=false",
+            "--sql_driver",
+            "postgres",
+        ])
+        .args([
+            "--syslog_name",
+            "stan",
+            "--routes",
+            "nats://a:6222",
+            "--cluster",
+        ])
         .args(["nats://0.0.0.0:6222", "-tls=false", "--clustered", "-DV"])
         .env("POD_NAME", "stan-0")
         .env("RUST_LOG", "info");
@@ -113,7 +130,9 @@ async fn the_helm_charts_command_line_and_config_file_start_and_serve() {
     assert!(log.contains("DEBUG"), "sd: true raises the log level");
 
     // Monitoring where the chart's readiness probe looks.
-    let serverz = wait_for_status(port, "/streaming/serverz", 200, WAIT).await.json();
+    let serverz = wait_for_status(port, "/streaming/serverz", 200, WAIT)
+        .await
+        .json();
     assert_eq!(serverz["cluster_id"], "stan");
     let limits = get(port, "/streaming/storez").json()["limits"].clone();
     assert_eq!(limits["max_channels"], 10);
@@ -127,21 +146,57 @@ async fn the_helm_charts_command_line_and_config_file_start_and_serve() {
     conn.publish("orders", "o-1").await.unwrap();
     let mut sub = conn.subscribe("orders", first()).await.unwrap();
     assert_eq!(next_msg(&mut sub).await.data().as_ref(), b"o-1");
-    assert!(store.join("msgs").exists(), "the store lives in the file's dir");
+    assert!(
+        store.join("msgs").exists(),
+        "the store lives in the file's dir"
+    );
+}
+
+/// How long a run that should fail at startup may take.
+const EXIT_WITHIN: Duration = Duration::from_secs(10);
+
+/// Runs `cmd` to its exit, which must come within [`EXIT_WITHIN`]: a
+/// configuration that became valid would open the store and retry its
+/// NATS URL forever. Returns the exit code and stderr.
+fn run_bounded(mut cmd: Command) -> (Option<i32>, String) {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut pipe = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = pipe.read_to_string(&mut text);
+        text
+    });
+    let deadline = Instant::now() + EXIT_WITHIN;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stderr = reader.join().unwrap();
+    match status {
+        Some(status) => (status.code(), stderr),
+        None => panic!("{cmd:?} still running after {EXIT_WITHIN:?}; killed. stderr:\n{stderr}"),
+    }
 }
 
 /// Runs the binary to completion with a config file of `text`.
 fn run_with_config(dir: &std::path::Path, text: &str) -> (Option<i32>, String) {
     let conf = dir.join("stan.conf");
     std::fs::write(&conf, text).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_stanchion"))
-        .args(["-sc", conf.to_str().unwrap()])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stanchion"));
+    cmd.args(["-sc", conf.to_str().unwrap()])
         .args(["-ns", "nats://127.0.0.1:1"])
-        .env_remove("STANCHION_CONFIG")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stderr).into_owned();
-    (out.status.code(), text)
+        .env_remove("STANCHION_CONFIG");
+    run_bounded(cmd)
 }
 
 #[test]
@@ -162,7 +217,10 @@ fn config_file_errors_name_file_line_and_key_before_the_store_is_touched() {
         ),
         (
             format!("streaming {{\n  dir: {store}\n  id: \"unterminated\n}}\n"),
-            vec![conf.to_string()],
+            vec![
+                conf.to_string(),
+                format!("{conf}:3: Unexpected EOF: unterminated quoted string."),
+            ],
         ),
         (
             format!("streaming {{\n  dir: {store}\n  ns: $NOT_DEFINED_ANYWHERE_42\n}}\n"),
@@ -170,7 +228,38 @@ fn config_file_errors_name_file_line_and_key_before_the_store_is_touched() {
         ),
         (
             format!("streaming {{\n  dir: {store}\n  store_limits {{ max_channels: -1 }}\n}}\n"),
-            vec![conf.to_string(), "negative".to_string()],
+            vec![
+                conf.to_string(),
+                "negative".to_string(),
+                format!("{conf}:3: max channels limit cannot be negative (-1)"),
+            ],
+        ),
+        // Stanchion's own checks after NSS's: store type names, the
+        // ranges of the settings' types.
+        (
+            format!("streaming {{\n  dir: {store}\n  store: \"bogus\"\n}}\n"),
+            vec![format!("{conf}:3: parameter \"store\": unknown store type \"bogus\"")],
+        ),
+        (
+            format!("streaming {{\n  dir: {store}\n\n  hb_fail_count: -1\n}}\n"),
+            vec![format!("{conf}:4: parameter \"hb_fail_count\" value -1 is out of range")],
+        ),
+        (
+            format!("http_port: 999999\nstreaming {{\n  dir: {store}\n}}\n"),
+            vec![format!("{conf}:1: parameter \"http_port\" value 999999 is out of range")],
+        ),
+        // Rules only validation knows, located in the file.
+        (
+            format!("streaming {{\n  dir: {store}\n  hb_interval: \"0s\"\n}}\n"),
+            vec![format!("invalid hb_interval ({conf}:3): must be greater than zero")],
+        ),
+        (
+            format!("streaming {{\n  dir: {store}\n  id: \"a.b\"\n}}\n"),
+            vec![format!("invalid cluster_id ({conf}:3): \"a.b\" must be a valid client ID")],
+        ),
+        (
+            format!("streaming {{\n  dir: {store}\n  io_batch_size: 0\n}}\n"),
+            vec![format!("invalid io_batch_size ({conf}:3): must be at least 1")],
         ),
     ];
     for (text, needles) in cases {
@@ -179,7 +268,10 @@ fn config_file_errors_name_file_line_and_key_before_the_store_is_touched() {
         for needle in &needles {
             assert!(err.contains(needle.as_str()), "{needle:?} missing: {err}");
         }
-        assert!(!std::path::Path::new(store).exists(), "store touched: {err}");
+        assert!(
+            !std::path::Path::new(store).exists(),
+            "store touched: {err}"
+        );
     }
 }
 
@@ -188,27 +280,42 @@ fn a_bad_value_names_the_key_the_value_and_its_source() {
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("stan.conf");
     std::fs::write(&conf, "streaming { store: \"sql\" }\n").unwrap();
+    let never = dir.path().join("never");
     let run = |args: &[&str], env: &[(&str, &str)]| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_stanchion"));
-        cmd.args(args).env_remove("STANCHION_CONFIG");
+        cmd.args(args)
+            .args(["-ns", "nats://127.0.0.1:1", "-dir", never.to_str().unwrap()])
+            .env_remove("STANCHION_CONFIG");
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let out = cmd.output().unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+        run_bounded(cmd)
     };
     let (code, err) = run(&["-sc", conf.to_str().unwrap()], &[]);
     assert_eq!(code, Some(2));
-    assert!(err.contains("store") && err.contains("sql") && err.contains("stan.conf"), "{err}");
+    assert!(
+        err.contains("store") && err.contains("sql") && err.contains("stan.conf"),
+        "{err}"
+    );
     let (code, err) = run(&[], &[("STANCHION_MAX_MSGS", "lots")]);
     assert_eq!(code, Some(2));
-    assert!(err.contains("MAX_MSGS") && err.contains("lots") && err.contains("environment"), "{err}");
+    assert!(
+        err.contains("MAX_MSGS") && err.contains("lots") && err.contains("environment"),
+        "{err}"
+    );
     let (code, err) = run(&["--max_msgs", "lots"], &[]);
     assert_eq!(code, Some(2));
     assert!(err.contains("--max_msgs") && err.contains("lots"), "{err}");
     let (code, err) = run(&["--log_format", "xml"], &[]);
     assert_eq!(code, Some(2));
     assert!(err.contains("xml"), "{err}");
+    let (code, err) = run(&[], &[("STANCHION_FILE_SYNC", "yes")]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("\"STANCHION_FILE_SYNC\"") && err.contains("\"yes\""),
+        "{err}"
+    );
+    assert!(!never.exists(), "store touched");
 }
 
 #[tokio::test]
@@ -236,7 +343,12 @@ async fn json_logs_name_clients_and_hide_nothing_an_operator_needs() {
         .collect();
     let start = lines
         .iter()
-        .find(|l| l["message"].as_str().unwrap().starts_with("starting stanchion"))
+        .find(|l| {
+            l["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("starting stanchion")
+        })
         .expect("a startup line");
     assert_eq!(start["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(start["cluster_id"], "test-cluster");
@@ -244,8 +356,9 @@ async fn json_logs_name_clients_and_hide_nothing_an_operator_needs() {
     assert_eq!(start["dir"], data.to_str().unwrap());
     assert_eq!(start["monitoring"], format!("http://0.0.0.0:{port}"));
     assert_eq!(start["nats_server"], nats.url());
-    assert!(lines.iter().any(|l| l["message"] == "store limits (0 = unlimited)"
-        && l["max_msgs"] == 1_000_000));
+    assert!(lines
+        .iter()
+        .any(|l| l["message"] == "store limits (0 = unlimited)" && l["max_msgs"] == 1_000_000));
     for message in ["client connected", "client closed"] {
         let line = lines
             .iter()

@@ -16,7 +16,8 @@ use figment::{Metadata, Profile, Provider};
 use super::duration::{self, GoDuration};
 use super::flags::{ignored_names, parse_go_bool};
 use super::load::{ConfigError, ENV_PREFIX};
-use super::{size, LogFormat, StoreKind};
+use super::secret::RedactedDict;
+use super::{size, LogFormat, Secret, StoreKind};
 
 const AFTER_HELP: &str = "\
 Every flag takes one or two dashes, and its value after a space or '=':
@@ -32,8 +33,9 @@ Every option has an environment variable STANCHION_<OPTION>, shown with it.
 Logging: RUST_LOG (default info); -SD / -SV set stanchion's own level to debug / trace.";
 
 /// The command line as parsed. Every setting is an `Option` so that only
-/// the flags actually given override the lower layers.
-#[derive(Debug, Default, Parser)]
+/// the flags actually given override the lower layers. Its `Debug` shows
+/// the settings given with their credentials hidden.
+#[derive(Default, Parser)]
 #[command(
     name = "stanchion",
     version,
@@ -105,7 +107,7 @@ pub struct Cli {
     #[arg(long = "stan_trace", visible_alias = "SV", value_name = "BOOL", num_args = 0..=1,
           require_equals = true, default_missing_value = "true", value_parser = parse_go_bool)]
     pub stan_trace: Option<bool>,
-    /// Both -SD and -SV; an explicit -SD or -SV wins over it
+    /// Both -SD and -SV; wins over an explicit -SD or -SV, as in NSS
     #[arg(long = "SDV", value_name = "BOOL", num_args = 0..=1, require_equals = true,
           default_missing_value = "true", value_parser = parse_go_bool)]
     pub stan_debug_and_trace: Option<bool>,
@@ -117,17 +119,17 @@ pub struct Cli {
     pub user: Option<String>,
     /// Password for nats-server
     #[arg(long = "pass", value_name = "PASSWORD")]
-    pub pass: Option<String>,
+    pub pass: Option<Secret>,
     /// Authorization token for nats-server
     #[arg(long = "auth", value_name = "TOKEN")]
-    pub auth: Option<String>,
+    pub auth: Option<Secret>,
     /// File with the NKey seed to authenticate to nats-server with
     #[arg(long = "nkey_seed_file", value_name = "FILE")]
     pub nkey_seed_file: Option<String>,
     /// Credentials file (user JWT and NKey seed) for nats-server
     #[arg(long = "credentials", visible_alias = "creds", value_name = "FILE")]
     pub credentials: Option<String>,
-    /// TLS to nats-server without verifying its certificate [default: false]
+    /// Require TLS to nats-server; its certificate is still verified (as NSS's code does) [default: false]
     #[arg(long = "secure", value_name = "BOOL", num_args = 0..=1, require_equals = true,
           default_missing_value = "true", value_parser = parse_go_bool)]
     pub secure: Option<bool>,
@@ -154,8 +156,12 @@ pub struct Cli {
     #[arg(long = "http_host", visible_aliases = ["a", "addr", "net"], value_name = "HOST")]
     pub http_host: Option<String>,
     /// Monitoring HTTP port: /streaming/*, /healthz, /readyz, /metrics; 0 = off, -1 = any free port [default: 0]
-    #[arg(long = "http_port", visible_alias = "m", value_name = "PORT",
-          allow_negative_numbers = true)]
+    #[arg(
+        long = "http_port",
+        visible_alias = "m",
+        value_name = "PORT",
+        allow_negative_numbers = true
+    )]
     pub http_port: Option<i32>,
     /// Config file: NSS config syntax, or TOML if it ends in .toml (env STANCHION_CONFIG)
     #[arg(long = "stan_config", visible_alias = "sc", value_name = "FILE")]
@@ -163,10 +169,10 @@ pub struct Cli {
     /// nats-server config file: its monitoring port (http, http_port) is used; the config file too when -sc is not given
     #[arg(long = "nats_config", visible_aliases = ["c", "config"], value_name = "FILE")]
     pub nats_config: Option<PathBuf>,
-    /// Print help (also -help)
+    /// Print help (also -help, or the command word: stanchion help)
     #[arg(short = 'h', long = "help", action = ArgAction::Help)]
     help: Option<bool>,
-    /// Print version (also -version)
+    /// Print version (also -version, or the command word: stanchion version)
     #[arg(short = 'v', long = "version", action = ArgAction::Version)]
     version: Option<bool>,
 }
@@ -184,17 +190,15 @@ pub fn command() -> clap::Command {
          tolerance, encryption):\n  {}",
         ignored_names()
     );
-    Cli::command()
-        .after_help(ignored)
-        .mut_args(|arg| {
-            let long = arg.get_long().unwrap_or_default().to_string();
-            if long.is_empty() || NOT_SETTINGS.contains(&long.as_str()) {
-                return arg;
-            }
-            let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
-            let env = format!("{ENV_PREFIX}{}", long.to_ascii_uppercase());
-            arg.help(format!("{help} [env: {env}]"))
-        })
+    Cli::command().after_help(ignored).mut_args(|arg| {
+        let long = arg.get_long().unwrap_or_default().to_string();
+        if long.is_empty() || NOT_SETTINGS.contains(&long.as_str()) {
+            return arg;
+        }
+        let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+        let env = format!("{ENV_PREFIX}{}", long.to_ascii_uppercase());
+        arg.help(format!("{help} [env: {env}]"))
+    })
 }
 
 /// Go's error for an undefined flag, formatted by clap with our usage line.
@@ -225,7 +229,9 @@ impl Cli {
 
     /// The config file to read: `-sc`, else `-c`.
     pub fn config_file(&self) -> Option<PathBuf> {
-        self.stan_config.clone().or_else(|| self.nats_config.clone())
+        self.stan_config
+            .clone()
+            .or_else(|| self.nats_config.clone())
     }
 
     /// The flags given, as the figment layer merged over env and file.
@@ -254,13 +260,18 @@ impl Cli {
         put("max_bytes", self.max_bytes.map(Value::from));
         put("replace_durable", self.replace_durable.map(Value::from));
         put("io_batch_size", self.io_batch_size.map(Value::from));
+        // NSS applies -SDV after every other flag, so it wins.
         let both = self.stan_debug_and_trace;
-        put("stan_debug", self.stan_debug.or(both).map(Value::from));
-        put("stan_trace", self.stan_trace.or(both).map(Value::from));
-        put("log_format", self.log_format.map(|f| Value::from(f.as_str())));
+        put("stan_debug", both.or(self.stan_debug).map(Value::from));
+        put("stan_trace", both.or(self.stan_trace).map(Value::from));
+        put(
+            "log_format",
+            self.log_format.map(|f| Value::from(f.as_str())),
+        );
         put("user", text(&self.user));
-        put("pass", text(&self.pass));
-        put("auth", text(&self.auth));
+        let secret = |s: &Option<Secret>| s.as_ref().map(|s| Value::from(s.expose()));
+        put("pass", secret(&self.pass));
+        put("auth", secret(&self.auth));
         put("nkey_seed_file", text(&self.nkey_seed_file));
         put("credentials", text(&self.credentials));
         put("secure", self.secure.map(Value::from));
@@ -273,6 +284,17 @@ impl Cli {
         put("http_host", text(&self.http_host));
         put("http_port", self.http_port.map(Value::from));
         FlagLayer(dict)
+    }
+}
+
+impl std::fmt::Debug for Cli {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cli")
+            .field("settings", &RedactedDict(&self.layer().0))
+            .field("stan_debug_and_trace", &self.stan_debug_and_trace)
+            .field("stan_config", &self.stan_config)
+            .field("nats_config", &self.nats_config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -293,7 +315,7 @@ impl Provider for FlagLayer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    
+
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         let argv = std::iter::once("stanchion")
             .chain(args.iter().copied())
@@ -349,7 +371,7 @@ mod tests {
     }
 
     #[test]
-    fn sdv_sets_both_and_explicit_flags_win() {
+    fn sdv_sets_both_and_wins_over_explicit_flags_as_in_nss() {
         let layer = |args: &[&str]| {
             let dict = parse(args).unwrap().layer().0;
             (
@@ -362,11 +384,51 @@ mod tests {
             layer(&["-SDV=false"]),
             (Some(false.into()), Some(false.into()))
         );
+        // NSS's fs.Visit applies -SDV last: trace stays on.
         assert_eq!(
             layer(&["-SDV", "-SV=false"]),
-            (Some(true.into()), Some(false.into()))
+            (Some(true.into()), Some(true.into()))
         );
+        assert_eq!(
+            layer(&["-SD=false", "-SDV"]),
+            (Some(true.into()), Some(true.into()))
+        );
+        assert_eq!(
+            layer(&["-SDV=false", "-SD"]),
+            (Some(false.into()), Some(false.into()))
+        );
+        assert_eq!(layer(&["-SV"]), (None, Some(true.into())));
         assert_eq!(layer(&[]), (None, None));
+    }
+
+    #[test]
+    fn debug_hides_credentials() {
+        let cli = parse(&[
+            "-ns",
+            "nats://u:hunter2@h:4222",
+            "--pass",
+            "hunter3",
+            "-auth=hunter4",
+            "--user",
+            "alice",
+        ])
+        .unwrap();
+        assert_eq!(cli.pass.as_ref().map(Secret::expose), Some("hunter3"));
+        assert_eq!(cli.auth.as_ref().map(Secret::expose), Some("hunter4"));
+        let shown = format!("{cli:?}");
+        for secret in ["hunter2", "hunter3", "hunter4"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(
+            shown.contains("nats://***@h:4222") && shown.contains("alice"),
+            "{shown}"
+        );
+        let layer = cli.layer().0;
+        assert_eq!(
+            layer["pass"].as_str(),
+            Some("hunter3"),
+            "the layer has the text"
+        );
     }
 
     #[test]

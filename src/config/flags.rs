@@ -101,7 +101,11 @@ pub(super) const IGNORED: &[Ignored] = &[
     ignored(&["p", "port"], Value, EMBEDDED),
     ignored(&["n", "name", "server_name"], Value, EMBEDDED),
     ignored(&["client_advertise"], Value, EMBEDDED),
-    ignored(&["D", "debug", "V", "trace", "VV", "DV", "DVV"], Bool, EMBEDDED),
+    ignored(
+        &["D", "debug", "V", "trace", "VV", "DV", "DVV"],
+        Bool,
+        EMBEDDED,
+    ),
     ignored(&["T", "logtime"], Bool, EMBEDDED),
     ignored(&["ms", "https_port"], Value, EMBEDDED),
     ignored(&["t"], Bool, EMBEDDED),
@@ -112,7 +116,13 @@ pub(super) const IGNORED: &[Ignored] = &[
     ignored(&["r", "remote_syslog"], Value, EMBEDDED),
     ignored(&["profile", "max_traced_msg_len"], Value, EMBEDDED),
     ignored(
-        &["routes", "cluster", "cluster_listen", "cluster_advertise", "cluster_name"],
+        &[
+            "routes",
+            "cluster",
+            "cluster_listen",
+            "cluster_advertise",
+            "cluster_name",
+        ],
         Value,
         EMBEDDED,
     ),
@@ -150,7 +160,12 @@ pub(super) const IGNORED: &[Ignored] = &[
     ),
     // The SQL store.
     ignored(
-        &["sql_driver", "sql_source", "sql_max_open_conns", "sql_bulk_insert_limit"],
+        &[
+            "sql_driver",
+            "sql_source",
+            "sql_max_open_conns",
+            "sql_bulk_insert_limit",
+        ],
         Value,
         SQL_STORE,
     ),
@@ -208,6 +223,8 @@ pub struct Normalized {
 /// clap parses, and takes out the ignored flags. The first item (the program
 /// name) is kept as is. Like Go, flag parsing stops at `--` or the first
 /// non-flag argument; the rest pass through unchanged, for clap to report.
+/// As in nats-server, a first argument `version` or `help` (any case) is a
+/// command word, read as `--version` or `--help`.
 ///
 /// # Errors
 ///
@@ -220,7 +237,14 @@ pub fn normalize(args: impl IntoIterator<Item = OsString>) -> Result<Normalized,
         args: args.next().into_iter().collect(),
         ignored: Vec::new(),
     };
+    let mut first = true;
     while let Some(arg) = args.next() {
+        if std::mem::take(&mut first) {
+            if let Some(command) = command_word(&arg) {
+                out.args.push(command.into());
+                continue;
+            }
+        }
         let Some(text) = arg.to_str() else {
             out.args.push(arg);
             continue;
@@ -262,6 +286,18 @@ pub fn normalize(args: impl IntoIterator<Item = OsString>) -> Result<Normalized,
         out.args.push(canonical);
     }
     Ok(out)
+}
+
+/// The flag a nats-server command word (`version`, `help`) stands for.
+fn command_word(arg: &std::ffi::OsStr) -> Option<&'static str> {
+    let word = arg.to_str()?;
+    if word.eq_ignore_ascii_case("version") {
+        Some("--version")
+    } else if word.eq_ignore_ascii_case("help") {
+        Some("--help")
+    } else {
+        None
+    }
 }
 
 /// Go's `strconv.ParseBool`, which NSS's bool flags use.
@@ -385,6 +421,12 @@ mod tests {
             ),
             (&["--", "-cid", "x"], &["--", "-cid", "x"]),
             (&["-cid"], &["--cluster_id"]),
+            // nats-server's command words, only first.
+            (&["version"], &["--version"]),
+            (&["help"], &["--help"]),
+            (&["Version", "-cid", "x"], &["--version", "--cluster_id=x"]),
+            (&["-cid", "help"], &["--cluster_id=help"]),
+            (&["versions"], &["versions"]),
         ];
         for (input, expected) in cases {
             assert_eq!(canonical(input), *expected, "{input:?}");
@@ -445,5 +487,14 @@ mod tests {
         assert_eq!(parse_go_bool("T"), Ok(true));
         assert_eq!(parse_go_bool("0"), Ok(false));
         assert!(parse_go_bool("yes").is_err());
+        for text in ["1", "t", "T", "true", "TRUE", "True"] {
+            assert_eq!(parse_go_bool(text), Ok(true), "{text}");
+        }
+        for text in ["0", "f", "F", "false", "FALSE", "False"] {
+            assert_eq!(parse_go_bool(text), Ok(false), "{text}");
+        }
+        for text in ["", "yes", "on", "tRUE", "2"] {
+            assert!(parse_go_bool(text).is_err(), "{text}");
+        }
     }
 }

@@ -6,6 +6,7 @@
 //! config file in NATS config syntax), and the warnings about what was
 //! accepted but not used.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -13,6 +14,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider, Source};
 
+use super::nss_file::Origin;
 use super::{cli, flags, nss_file, Config};
 
 /// Prefix of the environment variables read as the env layer.
@@ -41,8 +43,21 @@ const STRING_KEYS: &[&str] = &[
     "http_host",
 ];
 
+/// Keys whose env values are read as Go's `strconv.ParseBool` reads NSS's
+/// bool flags (`1`, `t`, `True`, `0`, `F`, …); figment alone would read
+/// `1` as a number and reject `T`.
+const BOOL_KEYS: &[&str] = &[
+    "file_sync",
+    "replace_durable",
+    "stan_debug",
+    "stan_trace",
+    "secure",
+    "tls_insecure",
+];
+
 /// The env layer: figment's [`Env`] (prefix `STANCHION_`, `__` for nesting),
-/// except that [`STRING_KEYS`] keep their text exactly.
+/// except that [`STRING_KEYS`] keep their text exactly and [`BOOL_KEYS`]
+/// take Go's spellings.
 struct EnvLayer(Env);
 
 impl EnvLayer {
@@ -52,17 +67,28 @@ impl EnvLayer {
 }
 
 impl Provider for EnvLayer {
+    /// Named so that figment's errors name the whole variable:
+    /// `for key "STANCHION_FILE_SYNC" in environment variable(s)`.
     fn metadata(&self) -> Metadata {
-        self.0.metadata()
+        Metadata::named("environment variable(s)").interpolater(|_: &Profile, keys: &[&str]| {
+            format!("{ENV_PREFIX}{}", keys.join("__").to_ascii_uppercase())
+        })
     }
 
     fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
         let mut data = self.0.data()?;
         for (key, raw) in self.0.iter() {
-            if STRING_KEYS.contains(&key.as_str()) {
-                for dict in data.values_mut() {
-                    dict.insert(key.to_string(), Value::from(raw.clone()));
-                }
+            let value = if STRING_KEYS.contains(&key.as_str()) {
+                Value::from(raw)
+            } else if BOOL_KEYS.contains(&key.as_str()) {
+                // Not a bool: kept as text, for figment to report (naming
+                // the variable and the value) only if no flag overrides it.
+                flags::parse_go_bool(&raw).map_or_else(|_| Value::from(raw), Value::from)
+            } else {
+                continue;
+            };
+            for dict in data.values_mut() {
+                dict.insert(key.to_string(), value.clone());
             }
         }
         Ok(data)
@@ -112,10 +138,17 @@ pub enum ConfigError {
     #[error(transparent)]
     Figment(Box<figment::Error>),
     /// The merged configuration breaks a rule of [`Config::validate`].
-    #[error("invalid {key}: {reason}")]
+    /// When the value came from a config file, the text names it after
+    /// the key: `invalid hb_interval (stan.conf:3): must be greater than
+    /// zero`.
+    #[error("invalid {key}{}: {reason}", at.as_ref().map(|at| format!(" ({at})")).unwrap_or_default())]
     Invalid {
         /// The offending setting.
         key: &'static str,
+        /// The config file it was read from, as `file:line` for an NSS
+        /// file (`file` alone for TOML); `None` for defaults, env and
+        /// flags, whose texts name the setting already.
+        at: Option<String>,
         /// What is wrong with it.
         reason: String,
     },
@@ -127,7 +160,9 @@ impl From<figment::Error> for ConfigError {
     }
 }
 
-/// A loaded configuration, with what was accepted but is not used.
+/// A loaded configuration, with what was accepted but is not used. Its
+/// `Debug` is [`Config`]'s, credentials hidden; the warnings name keys and
+/// flags, never values.
 #[derive(Debug)]
 pub struct Loaded {
     /// The validated configuration.
@@ -172,19 +207,46 @@ impl Config {
                 .map(PathBuf::from)
         });
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        let mut origins = Vec::new();
         if let Some(path) = file {
-            figment = figment.merge(file_layer(&path, &mut warnings)?);
+            figment = figment.merge(file_layer(&path, &mut warnings, &mut origins)?);
         }
         if let (Some(_), Some(nats_file)) = (&cli.stan_config, &cli.nats_config) {
-            figment = figment.merge(monitoring_layer(nats_file)?);
+            figment = figment.merge(monitoring_layer(nats_file, &mut origins)?);
         }
-        let config: Config = figment
-            .merge(EnvLayer::new())
-            .merge(cli.layer())
-            .extract()?;
-        config.validate()?;
+        let figment = figment.merge(EnvLayer::new()).merge(cli.layer());
+        let config: Config = figment.extract()?;
+        config
+            .validate()
+            .map_err(|e| locate(e, &figment, &origins))?;
         Ok(Loaded { config, warnings })
     }
+}
+
+/// Where each setting of one NSS file layer was written.
+struct FileOrigins {
+    /// The file, as its layer's metadata names it.
+    path: PathBuf,
+    /// Canonical key to file and line (an included file names itself).
+    origins: BTreeMap<String, Origin>,
+}
+
+/// `e` with the config file (and line) its setting came from, when the
+/// merged value is a file's: figment knows which layer won, the NSS
+/// layers' [`FileOrigins`] know the line.
+fn locate(mut e: ConfigError, figment: &Figment, files: &[FileOrigins]) -> ConfigError {
+    if let ConfigError::Invalid { key, at, .. } = &mut e {
+        let source = figment.find_metadata(key).and_then(|m| m.source.as_ref());
+        if let Some(Source::File(path)) = source {
+            let line = files
+                .iter()
+                .rev()
+                .find(|f| f.path == *path)
+                .and_then(|f| f.origins.get(*key));
+            *at = Some(line.map_or_else(|| path.display().to_string(), Origin::to_string));
+        }
+    }
+    e
 }
 
 /// Limits an NSS file may set that stanchion does not enforce yet: reported,
@@ -193,8 +255,12 @@ const NOT_YET_KEYS: &[&str] = &["max_age", "max_inactivity", "channels"];
 
 /// The file layer for `path`: TOML (focused on its `[streaming]` table when
 /// it has one) for a `.toml` file, else an NSS config file, whose ignored
-/// keys join `warnings`.
-fn file_layer(path: &Path, warnings: &mut Vec<String>) -> Result<Figment, ConfigError> {
+/// keys join `warnings` and whose origins join `origins`.
+fn file_layer(
+    path: &Path,
+    warnings: &mut Vec<String>,
+    origins: &mut Vec<FileOrigins>,
+) -> Result<Figment, ConfigError> {
     std::fs::metadata(path).map_err(|source| ConfigError::ConfigFile {
         path: path.to_path_buf(),
         source,
@@ -228,6 +294,10 @@ fn file_layer(path: &Path, warnings: &mut Vec<String>) -> Result<Figment, Config
             ignored.why
         ));
     }
+    origins.push(FileOrigins {
+        path: path.to_path_buf(),
+        origins: nss.origins,
+    });
     Ok(Figment::from(NssLayer {
         path: path.to_path_buf(),
         values: nss.values,
@@ -239,14 +309,20 @@ fn file_layer(path: &Path, warnings: &mut Vec<String>) -> Result<Figment, Config
 const MONITORING_KEYS: &[&str] = &["http_host", "http_port"];
 
 /// The monitoring settings of the nats-server config file at `path`, as
-/// the reference server reads them from its `-c` file.
-fn monitoring_layer(path: &Path) -> Result<Figment, ConfigError> {
+/// the reference server reads them from its `-c` file; their origins join
+/// `origins`.
+fn monitoring_layer(path: &Path, origins: &mut Vec<FileOrigins>) -> Result<Figment, ConfigError> {
     std::fs::metadata(path).map_err(|source| ConfigError::ConfigFile {
         path: path.to_path_buf(),
         source,
     })?;
     let mut nss = nss_file::read(path)?;
-    nss.values.retain(|key, _| MONITORING_KEYS.contains(&key.as_str()));
+    nss.values
+        .retain(|key, _| MONITORING_KEYS.contains(&key.as_str()));
+    origins.push(FileOrigins {
+        path: path.to_path_buf(),
+        origins: nss.origins,
+    });
     Ok(Figment::from(NssLayer {
         path: path.to_path_buf(),
         values: nss.values,

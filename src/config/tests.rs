@@ -3,6 +3,9 @@
 //! by design.
 #![allow(clippy::result_large_err)]
 
+mod file_errors;
+mod secrets_and_quirks;
+
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;

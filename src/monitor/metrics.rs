@@ -126,14 +126,10 @@ const SUB_LABELS: [&str; 9] = [
 /// Prometheus text format of the server's metrics.
 pub(super) async fn metrics(State(view): State<ServerView>) -> Response {
     // Absent while the server is not serving: counters only then.
-    let snapshot = view
-        .snapshot(false, |_| true)
-        .await
-        .ok()
-        .map(|s| Snapshot {
-            clients: s.client_count,
-            channels: s.channels,
-        });
+    let snapshot = view.snapshot(false, |_| true).await.ok().map(|s| Snapshot {
+        clients: s.client_count,
+        channels: s.channels,
+    });
     match render(&view, snapshot.as_ref()) {
         Ok(body) => ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], body).into_response(),
         Err(e) => super::text(

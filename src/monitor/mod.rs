@@ -51,7 +51,10 @@ pub async fn start(
         return Ok(None);
     }
     let port = u16::try_from(config.http_port.max(0)).unwrap_or(0);
-    let host = config.http_host.trim_start_matches('[').trim_end_matches(']');
+    let host = config
+        .http_host
+        .trim_start_matches('[')
+        .trim_end_matches(']');
     let addr = if host.contains(':') {
         format!("[{host}]:{port}")
     } else {
@@ -102,9 +105,10 @@ async fn readyz(axum::extract::State(view): axum::extract::State<ServerView>) ->
     let (status, reason) = match view.phase() {
         Phase::Starting => (StatusCode::SERVICE_UNAVAILABLE, "starting\n"),
         Phase::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n"),
-        Phase::Ready if !view.nats_connected() => {
-            (StatusCode::SERVICE_UNAVAILABLE, "not connected to nats-server\n")
-        }
+        Phase::Ready if !view.nats_connected() => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not connected to nats-server\n",
+        ),
         Phase::Ready => (StatusCode::OK, "ready\n"),
     };
     text(status, reason)

@@ -194,10 +194,7 @@ fn channelz(c: &ChannelSnapshot, subs: bool) -> Channelz {
 
 /// `?name=` as Go's `strconv.Atoi` reads it: anything else is 0.
 fn int_param(params: &HashMap<String, String>, name: &str) -> i64 {
-    params
-        .get(name)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+    params.get(name).and_then(|v| v.parse().ok()).unwrap_or(0)
 }
 
 /// `offset` (negative → 0) and `limit` (<= 0 → 1024), as NSS pages.
@@ -278,7 +275,13 @@ fn uptime(secs: u64) -> String {
     let (mins, hrs, days) = (secs / 60, secs / 3600, secs / 86_400);
     let years = days / 365;
     if years > 0 {
-        format!("{years}y{}d{}h{}m{}s", days % 365, hrs % 24, mins % 60, secs % 60)
+        format!(
+            "{years}y{}d{}h{}m{}s",
+            days % 365,
+            hrs % 24,
+            mins % 60,
+            secs % 60
+        )
     } else if days > 0 {
         format!("{days}d{}h{}m{}s", hrs % 24, mins % 60, secs % 60)
     } else if hrs > 0 {
@@ -547,6 +550,9 @@ mod tests {
 
     #[test]
     fn json_escapes_as_go_does() {
-        assert_eq!(go_html_escape(r#"{"a":"<&>"}"#), r#"{"a":"\u003c\u0026\u003e"}"#);
+        assert_eq!(
+            go_html_escape(r#"{"a":"<&>"}"#),
+            r#"{"a":"\u003c\u0026\u003e"}"#
+        );
     }
 }

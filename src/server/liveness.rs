@@ -108,7 +108,11 @@ pub async fn run(
                 tasks.spawn(async move {
                     let answered = probe(&nats, &inbox, config.timeout).await;
                     drop(slot);
-                    let probed = Probed { id, hb_inbox: inbox, answered };
+                    let probed = Probed {
+                        id,
+                        hb_inbox: inbox,
+                        answered,
+                    };
                     check(&nats, &clients, &report, &stats, config, probed).await;
                 });
             }

@@ -328,4 +328,3 @@ fn load_server_info(store: &dyn Store, config: &Config) -> Result<ServerInfo, Se
     store.flush()?;
     Ok(info)
 }
-

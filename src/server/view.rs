@@ -96,8 +96,7 @@ impl<const N: usize> Buckets<N> {
         let micros = (value * 1e6).round();
         if micros.is_finite() && micros >= 0.0 {
             // A float to integer `as` saturates; values here are far below u64::MAX.
-            self.sum_micros
-                .fetch_add(micros as u64, Ordering::Relaxed);
+            self.sum_micros.fetch_add(micros as u64, Ordering::Relaxed);
         }
     }
 
@@ -457,7 +456,11 @@ impl Channel {
             name: self.name.clone(),
             msgs: self.state.msgs,
             bytes: self.state.bytes,
-            first_seq: if self.state.msgs == 0 { 0 } else { self.state.first },
+            first_seq: if self.state.msgs == 0 {
+                0
+            } else {
+                self.state.first
+            },
             last_seq: self.state.last,
             subs,
         }

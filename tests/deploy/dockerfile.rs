@@ -173,7 +173,10 @@ fn dockerfile_volume_is_the_store_dir() {
     // must still win over it (defaults < file < env < flags).
     let env = image_env();
     for name in ["STANCHION_DIR", "STANCHION_STORE"] {
-        assert!(!env.contains_key(name), "ENV {name} would override stan.conf");
+        assert!(
+            !env.contains_key(name),
+            "ENV {name} would override stan.conf"
+        );
     }
     let settings = crate::settings::resolve(None, &env, &BTreeMap::new(), &[]);
     let dir = settings.get("dir").expect("a default dir");

@@ -73,6 +73,22 @@ pub(super) fn parse_text(text: &str, file: Arc<Path>, nesting: &Nesting) -> Resu
     Ok(scopes.pop().unwrap_or_default())
 }
 
+/// Why an environment value was rejected, without any of its text: it
+/// may be a password or token (`token: $NATS_TOKEN`), and a syntax error
+/// quotes the character that broke it. Errors that name only variables
+/// are passed on.
+fn env_reason(e: ConfError) -> String {
+    match e {
+        ConfError::UndefinedVariable { .. }
+        | ConfError::BadVariable { .. }
+        | ConfError::TooDeep { .. } => e.to_string(),
+        ConfError::Syntax { .. } | ConfError::Include { .. } | ConfError::Read { .. } => {
+            "its value is not valid config text (the value is not shown: it may be a secret)"
+                .to_string()
+        }
+    }
+}
+
 /// Byte offset to 1-based line.
 struct LineIndex {
     /// Offset of the first byte of each line.
@@ -218,7 +234,7 @@ impl Resolver {
         nesting.env.push(name.to_string());
         let pseudo: Arc<Path> = Arc::from(Path::new(&format!("${name}")));
         let parsed =
-            parse_text(&format!("pk={text}"), pseudo, &nesting).map_err(|e| bad(e.to_string()))?;
+            parse_text(&format!("pk={text}"), pseudo, &nesting).map_err(|e| bad(env_reason(e)))?;
         Ok(parsed.entry("pk").map(|entry| {
             let mut value = entry.value.clone();
             self.restamp(&mut value, line);

@@ -4,6 +4,11 @@
 //!
 //! Builds on [`super::lex`] and gives [`super::grammar`] a [`Raw`] each;
 //! calls [`crate::config::size`] for size suffixes.
+//!
+//! Error texts say what is wrong and where, never the value itself: a
+//! value may be a password or token (`token: 99999999999999999999`). At
+//! most the character or two (or the size suffix) that broke the syntax
+//! are quoted, and [`super::resolve`] hides even those for `$VAR`s.
 
 use winnow::token::take_till;
 use winnow::Parser;
@@ -218,10 +223,13 @@ pub(super) fn negative_number(i: &mut In<'_>) -> PResult<Raw> {
     }
 }
 
+/// What an integer beyond int64 is told; the value is not shown.
+const INT_RANGE: &str = "integer is out of the range of int64";
+
 fn integer(text: &str, offset: usize) -> PResult<Raw> {
     match text.parse::<i64>() {
         Ok(n) => Ok(Raw::Int(n)),
-        Err(_) => cut(offset, format!("integer '{text}' is out of the range")),
+        Err(_) => cut(offset, INT_RANGE),
     }
 }
 
@@ -246,14 +254,14 @@ fn sized(i: &mut In<'_>, len: usize) -> PResult<Raw> {
     let bytes = match size::parse(magnitude) {
         Ok(bytes) => i128::from(bytes),
         Err(size::SizeError::UnknownSuffix { suffix, .. }) => {
-            return cut(start, format!("Unknown size suffix '{suffix}' in '{text}'"))
+            return cut(start, format!("Unknown size suffix '{suffix}'"))
         }
-        Err(_) => return cut(start, format!("integer '{text}' is out of the range")),
+        Err(_) => return cut(start, INT_RANGE),
     };
     let value = if negative { -bytes } else { bytes };
     match i64::try_from(value) {
         Ok(n) => Ok(Raw::Int(n)),
-        Err(_) => cut(start, format!("integer '{text}' is out of the range")),
+        Err(_) => cut(start, INT_RANGE),
     }
 }
 
@@ -285,7 +293,7 @@ fn float_or_ip(i: &mut In<'_>, len: usize) -> PResult<Raw> {
     advance(i, end);
     match s[..end].parse::<f64>() {
         Ok(x) if x.is_finite() => Ok(Raw::Float(x)),
-        _ => cut(start, format!("float '{}' is out of the range", &s[..end])),
+        _ => cut(start, "float is out of the range of float64"),
     }
 }
 
@@ -327,7 +335,7 @@ fn datetime(i: &mut In<'_>) -> PResult<Raw> {
     if !valid_datetime(text) {
         return cut(
             start,
-            format!("expected Zulu formatted DateTime, but got '{text}'"),
+            "expected Zulu formatted DateTime, but got a date or time that does not exist",
         );
     }
     Ok(Raw::Datetime(text.to_string()))

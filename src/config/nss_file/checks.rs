@@ -1,8 +1,12 @@
 //! NSS's checks on one value: its type (with NSS's error text), Go
-//! durations, `host:port` addresses and channel patterns, and the errors
-//! that name the file, line and key.
+//! durations, `host:port` addresses and channel patterns; stanchion's own
+//! on top (integer ranges of the settings' types, store and log format
+//! names); and the errors that name the file, line and key.
 //!
 //! A leaf: reads one [`Entry`], writes nothing.
+
+use std::fmt::Display;
+use std::str::FromStr;
 
 use super::{NssFileError, Result};
 use crate::config::duration::{self, DurationError};
@@ -45,6 +49,50 @@ pub(super) fn int(e: &Entry) -> Result<i64> {
     match e.value.kind {
         Kind::Integer(n) => Ok(n),
         _ => Err(wrong_type(e, "int64")),
+    }
+}
+
+/// An integer within `lo..=hi`: the range of the setting it becomes (a
+/// `u32` count, an `i32` port), which NSS's int64 may exceed.
+pub(super) fn int_in(e: &Entry, lo: i64, hi: i64) -> Result<i64> {
+    let n = int(e)?;
+    in_range(e, n, lo, hi)
+}
+
+/// `n`, read from `e`, if within `lo..=hi`; else an error naming the key
+/// and the range.
+pub(super) fn in_range(e: &Entry, n: i64, lo: i64, hi: i64) -> Result<i64> {
+    if (lo..=hi).contains(&n) {
+        return Ok(n);
+    }
+    let msg = format!(
+        "parameter {:?} value {n} is out of range: expected {lo} to {hi}",
+        e.key
+    );
+    Err(invalid(e, msg))
+}
+
+/// The largest `u32`, as NSS's int64.
+pub(super) fn u32_max() -> i64 {
+    i64::from(u32::MAX)
+}
+
+/// The largest `usize`, as NSS's int64 (all of it on 64-bit targets).
+pub(super) fn usize_max() -> i64 {
+    i64::try_from(usize::MAX).unwrap_or(i64::MAX)
+}
+
+/// A string that parses as `T` (a store type, a log format), kept as
+/// written; else an error naming the key and saying what `T` accepts.
+pub(super) fn parses_as<T>(e: &Entry) -> Result<&str>
+where
+    T: FromStr,
+    T::Err: Display,
+{
+    let text = string(e)?;
+    match text.parse::<T>() {
+        Ok(_) => Ok(text),
+        Err(err) => Err(invalid(e, format!("parameter {:?}: {err}", e.key))),
     }
 }
 

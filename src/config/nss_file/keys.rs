@@ -5,7 +5,10 @@
 //! Sections with keys of their own are [`super::sections`]'; the checks are
 //! [`super::checks`]'.
 
-use super::checks::{boolean, host_port, int, invalid, string, wrong_type};
+use super::checks::{
+    boolean, host_port, in_range, int, int_in, invalid, parses_as, string, u32_max, usize_max,
+    wrong_type,
+};
 use super::reader::Reader;
 use super::sections::{check_cluster, check_sql};
 use super::{
@@ -13,7 +16,10 @@ use super::{
     NO_SYSLOG,
 };
 use crate::config::nats_conf::{Entry, Kind, Map};
-use crate::config::size;
+use crate::config::{size, LogFormat, StoreKind};
+
+/// The range of `http_port`: 0 disables monitoring, -1 picks a free port.
+const HTTP_PORTS: (i64, i64) = (-1, 65535);
 
 impl Reader {
     /// The streaming options in `map`; `prefix` is the dotted path to it.
@@ -24,7 +30,10 @@ impl Reader {
             match name.as_str() {
                 "id" | "cid" | "cluster_id" => self.string(e, "cluster_id")?,
                 "discover_prefix" => self.string(e, "discover_prefix")?,
-                "st" | "store_type" | "store" | "storetype" => self.string(e, "store")?,
+                "st" | "store_type" | "store" | "storetype" => {
+                    let store = parses_as::<StoreKind>(e)?.to_string();
+                    self.put(e, "store", store);
+                }
                 "dir" | "datastore" => self.string(e, "dir")?,
                 "sd" | "stan_debug" => self.boolean(e, "stan_debug")?,
                 "sv" | "stan_trace" => self.boolean(e, "stan_trace")?,
@@ -43,8 +52,8 @@ impl Reader {
                     self.duration(e, "hb_timeout")?
                 }
                 "hbf" | "hb_fail_count" | "server_to_client_hb_fail_count" => {
-                    let n = int(e)?;
-                    self.put("hb_fail_count", n);
+                    let n = int_in(e, 0, u32_max())?;
+                    self.put(e, "hb_fail_count", n);
                 }
                 "replace_durable"
                 | "replace_durables"
@@ -61,9 +70,13 @@ impl Reader {
                             format!("io batch size cannot be negative ({n})"),
                         ));
                     }
-                    self.put("io_batch_size", n);
+                    let n = in_range(e, n, 0, usize_max())?;
+                    self.put(e, "io_batch_size", n);
                 }
-                "log_format" => self.string(e, "log_format")?,
+                "log_format" => {
+                    let format = parses_as::<LogFormat>(e)?.to_string();
+                    self.put(e, "log_format", format);
+                }
                 "connection_name" => self.string(e, "connection_name")?,
                 "ft_group" | "ft_group_name" => {
                     string(e)?;
@@ -108,16 +121,20 @@ impl Reader {
     pub(super) fn monitoring(&mut self, e: &Entry, name: &str, path: String) -> Result<bool> {
         match name {
             "http_port" | "monitor_port" => {
-                let port = int(e)?;
-                self.put("http_port", port);
+                let port = int_in(e, HTTP_PORTS.0, HTTP_PORTS.1)?;
+                self.put(e, "http_port", port);
             }
             "http_host" => self.string(e, "http_host")?,
             "http" => match &e.value.kind {
-                Kind::Integer(port) => self.put("http_port", *port),
+                Kind::Integer(port) => {
+                    let port = in_range(e, *port, HTTP_PORTS.0, HTTP_PORTS.1)?;
+                    self.put(e, "http_port", port);
+                }
                 Kind::String(listen) => {
                     let (host, port) = host_port(e, listen)?;
-                    self.put("http_host", host);
-                    self.put("http_port", port);
+                    let port = in_range(e, port, HTTP_PORTS.0, HTTP_PORTS.1)?;
+                    self.put(e, "http_host", host);
+                    self.put(e, "http_port", port);
                 }
                 _ => return Err(wrong_type(e, "string")),
             },
@@ -152,7 +169,7 @@ impl Reader {
             }
             _ => return Err(wrong_type(e, "string")),
         };
-        self.put("nats_server", urls);
+        self.put(e, "nats_server", urls);
         Ok(())
     }
 
@@ -165,7 +182,7 @@ impl Reader {
             Kind::String(text) => size::parse(text).map_err(|err| invalid(e, err.to_string()))?,
             _ => return Err(wrong_type(e, "int64")),
         };
-        self.put("cache_capacity", bytes);
+        self.put(e, "cache_capacity", bytes);
         Ok(())
     }
 }

@@ -20,12 +20,15 @@ mod sections;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeMap;
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use figment::value::Dict;
 
 use super::duration::DurationError;
 use super::nats_conf::{self, ConfError};
+use super::secret::RedactedDict;
 use reader::map_file;
 
 /// Why a key is in [`NssFile::ignored`]: not a setting anyone knows.
@@ -44,14 +47,47 @@ const NO_ENCRYPTION: &str = "encryption at rest is not implemented";
 const NO_HTTPS: &str = "HTTPS monitoring is not implemented";
 
 /// An NSS config file's settings.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Its `Debug` hides credentials (`pass`, `auth`, and the user info of
+/// `nats_server`'s URLs).
+#[derive(Clone, PartialEq)]
 pub struct NssFile {
     /// Settings under stanchion's canonical names (`cluster_id`,
     /// `max_msgs`, `tls_client_cert`, a nested `channels` dict, …), ready to
     /// be a figment layer.
     pub values: Dict,
+    /// Where each of [`NssFile::values`] was written, by canonical name, so
+    /// that a rule only [`crate::config::Config::validate`] knows (a zero
+    /// duration, a cluster ID's syntax) can still point at the line.
+    pub origins: BTreeMap<String, Origin>,
     /// Keys accepted but not used, in file order, for startup warnings.
     pub ignored: Vec<Ignored>,
+}
+
+impl fmt::Debug for NssFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NssFile")
+            .field("values", &RedactedDict(&self.values))
+            .field("origins", &self.origins)
+            .field("ignored", &self.ignored)
+            .finish()
+    }
+}
+
+/// Where a setting was written: the file (an included file names itself)
+/// and the 1-based line of its key. Shown as `file:line`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line of the key.
+    pub line: usize,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file.display(), self.line)
+    }
 }
 
 /// A key that was accepted but has no effect.
@@ -101,8 +137,10 @@ pub enum NssFileError {
         /// What is wrong with the text.
         source: DurationError,
     },
-    /// A value of the right type that NSS rejects: a negative global limit,
-    /// a bad channel pattern, a section that is not a map.
+    /// A value of the right type that NSS (or stanchion) rejects: a
+    /// negative global limit, a number too large for its setting, an
+    /// unknown store type, a bad channel pattern, a section that is not a
+    /// map.
     #[error("{}:{line}: {msg}", file.display())]
     Invalid {
         /// The file.

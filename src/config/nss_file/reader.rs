@@ -4,15 +4,18 @@
 //!
 //! What each key means is [`super::keys`]' and [`super::sections`]'.
 
+use std::collections::BTreeMap;
+
 use figment::value::{Dict, Value as FigValue};
 
 use super::checks::{boolean, go_duration, invalid, string};
-use super::{Ignored, NssFile, Result, NATS_SERVER_PART, ONLY_VARIABLE, UNKNOWN};
+use super::{Ignored, NssFile, Origin, Result, NATS_SERVER_PART, ONLY_VARIABLE, UNKNOWN};
 use crate::config::nats_conf::{Entry, Kind, Map};
 
 pub(super) fn map_file(root: &Map) -> Result<NssFile> {
     let mut reader = Reader {
         values: Dict::new(),
+        origins: BTreeMap::new(),
         ignored: Vec::new(),
     };
     let streaming = root
@@ -48,6 +51,7 @@ pub(super) fn map_file(root: &Map) -> Result<NssFile> {
     }
     Ok(NssFile {
         values: reader.values,
+        origins: reader.origins,
         ignored: reader.ignored,
     })
 }
@@ -57,13 +61,22 @@ pub(super) struct Reader {
     /// Settings so far, under canonical names; [`super::sections`] merges
     /// into `channels`.
     pub(super) values: Dict,
+    /// Where each of `values` was written.
+    origins: BTreeMap<String, Origin>,
     /// Keys ignored so far, in file order.
     ignored: Vec<Ignored>,
 }
 
 impl Reader {
-    pub(super) fn put(&mut self, key: &str, value: impl Into<FigValue>) {
+    /// Sets the canonical setting `key`, read from `e`, which a later key
+    /// of the file may override.
+    pub(super) fn put(&mut self, e: &Entry, key: &str, value: impl Into<FigValue>) {
         self.values.insert(key.to_string(), value.into());
+        let origin = Origin {
+            file: e.value.file.to_path_buf(),
+            line: e.line,
+        };
+        self.origins.insert(key.to_string(), origin);
     }
 
     pub(super) fn ignore(&mut self, e: &Entry, key: String, why: &'static str) {
@@ -86,19 +99,19 @@ impl Reader {
 
     pub(super) fn string(&mut self, e: &Entry, to: &str) -> Result<()> {
         let text = string(e)?.to_string();
-        self.put(to, text);
+        self.put(e, to, text);
         Ok(())
     }
 
     pub(super) fn boolean(&mut self, e: &Entry, to: &str) -> Result<()> {
         let b = boolean(e)?;
-        self.put(to, b);
+        self.put(e, to, b);
         Ok(())
     }
 
     pub(super) fn duration(&mut self, e: &Entry, to: &str) -> Result<()> {
         let text = go_duration(e, false)?.to_string();
-        self.put(to, text);
+        self.put(e, to, text);
         Ok(())
     }
 }

@@ -8,7 +8,8 @@
 use figment::value::{Dict, Value as FigValue};
 
 use super::checks::{
-    boolean, go_duration, int, invalid, is_channel_pattern, section, string, wrong_type,
+    boolean, go_duration, in_range, int, invalid, is_channel_pattern, section, string, u32_max,
+    wrong_type,
 };
 use super::reader::Reader;
 use super::{NssFileError, Result, FILE_TUNING};
@@ -48,12 +49,13 @@ impl Reader {
                         let msg = format!("max channels limit cannot be negative ({n})");
                         return Err(invalid(l, msg));
                     }
-                    self.put("max_channels", n);
+                    let n = in_range(l, n, 0, u32_max())?;
+                    self.put(l, "max_channels", n);
                 }
                 "channels" | "channels_limits" | "channelslimits" | "per_channel"
                 | "per_channel_limits" => self.per_channel(l, &format!("{path}.{}", l.key))?,
                 _ => match limit(l, &name, true)? {
-                    Some((to, value)) => self.put(to, value),
+                    Some((to, value)) => self.put(l, to, value),
                     None => self.unknown(l, format!("{path}.{}", l.key)),
                 },
             }
@@ -90,7 +92,7 @@ impl Reader {
             }
             channels.insert(c.key.clone(), FigValue::from(dict));
         }
-        self.put("channels", channels);
+        self.put(e, "channels", channels);
         Ok(())
     }
 
@@ -147,8 +149,9 @@ impl Reader {
 }
 
 /// A store limit under any of NSS's names: its canonical name and value,
-/// or `None` if `name` is not a limit. Global limits may not be negative;
-/// per-channel ones may (NSS reads that as unlimited).
+/// or `None` if `name` is not a limit. Global limits may not be negative
+/// (nor `max_subs` exceed its `u32`); per-channel ones may (NSS reads that
+/// as unlimited).
 fn limit(e: &Entry, name: &str, global: bool) -> Result<Option<(&'static str, FigValue)>> {
     let (to, what) = match name {
         "msu" | "max_subs" | "max_subscriptions" | "maxsubscriptions" => {
@@ -166,6 +169,9 @@ fn limit(e: &Entry, name: &str, global: bool) -> Result<Option<(&'static str, Fi
         let n = int(e)?;
         if global && n < 0 {
             return Err(invalid(e, format!("{what} limit cannot be negative ({n})")));
+        }
+        if global && to == "max_subs" {
+            in_range(e, n, 0, u32_max())?;
         }
         FigValue::from(n)
     };

@@ -19,9 +19,6 @@ use async_nats::ServerAddr;
 
 use super::JoinError;
 
-/// What [`redact`] puts in place of a URL's credentials.
-const REDACTED: &str = "***";
-
 /// `urls` (comma-separated, as in `nats_server`) with the credentials of
 /// each URL replaced by `***`: `nats://u:p@host:4222` becomes
 /// `nats://***@host:4222`, so a log shows that credentials are in use but
@@ -29,19 +26,7 @@ const REDACTED: &str = "***";
 /// `@` is replaced, whatever it holds; entries without `@` are kept as
 /// written. Entries are trimmed and joined with `,`.
 pub fn redact(urls: &str) -> String {
-    urls.split(',')
-        .map(|entry| redact_entry(entry.trim()))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// One URL as [`redact`] shows it.
-fn redact_entry(url: &str) -> String {
-    let parts = split_userinfo(url);
-    match parts.userinfo {
-        Some(_) => format!("{}{REDACTED}@{}", parts.scheme, parts.rest),
-        None => url.to_string(),
-    }
+    crate::config::redact_urls(urls)
 }
 
 /// Credentials carried in a URL's user info.
@@ -123,7 +108,7 @@ pub(super) fn parse_url(url: &str) -> Result<(ServerAddr, Option<UrlAuth>), Join
     let bare = format!("{}{}", parts.scheme, parts.rest);
     let addr = bare.parse::<ServerAddr>().map_err(|e| {
         // async-nats's text names at most the scheme, never the user info.
-        JoinError::Invalid(format!("invalid NATS URL {:?}: {e}", redact_entry(url)))
+        JoinError::Invalid(format!("invalid NATS URL {:?}: {e}", redact(url)))
     })?;
     let auth =
         parts

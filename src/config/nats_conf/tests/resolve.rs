@@ -52,6 +52,7 @@ fn variables_from_the_environment() {
         );
         let e = err("\nx: $STANCHION_NATS_CONF_TEST_BAD");
         assert!(e.starts_with("test.conf:2: variable reference for 'STANCHION_NATS_CONF_TEST_BAD' could not be parsed"), "{e}");
+        assert!(!e.contains("'b'"), "no part of the value: {e}");
         Ok(())
     });
 }
@@ -124,4 +125,29 @@ fn includes() {
     assert!(err("include ;").contains("Expected include value but found none"));
     // `include:` is an ordinary key.
     assert_eq!(kind(&ok("include: x"), "include"), &s("x"));
+}
+
+#[test]
+#[allow(clippy::result_large_err)] // `Jail`'s closure returns figment's error
+fn environment_values_never_appear_in_errors() {
+    figment::Jail::expect_with(|jail| {
+        for (value, secret) in [
+            ("12345678901234567890", "12345678901234567890"),
+            ("\"s3cr3t-unterminated", "s3cr3t"),
+            ("[s3cr3t,,]", "s3cr3t"),
+            ("s3cr3t zz", "zz"),
+            ("1.5s3cr3t", "s3cr3t"),
+            ("2016-13-04T18:53:41Z", "2016"),
+            ("\"\\q\"", "'q'"),
+        ] {
+            jail.set_env("STANCHION_NATS_CONF_TEST_TOKEN", value);
+            let e = err("token: $STANCHION_NATS_CONF_TEST_TOKEN");
+            assert!(
+                e.starts_with("test.conf:1: variable reference for 'STANCHION_NATS_CONF_TEST_TOKEN' could not be parsed: its value is not valid config text"),
+                "{value}: {e}"
+            );
+            assert!(!e.contains(secret), "{value}: {e}");
+        }
+        Ok(())
+    });
 }

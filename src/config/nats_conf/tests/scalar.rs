@@ -78,6 +78,17 @@ fn numbers() {
     assert_eq!(kind(&map, "e"), &Kind::Integer(7));
     assert_eq!(kind(&map, "f"), &Kind::Integer(i64::MAX));
     assert!(err("a: 9223372036854775808").contains("out of the range"));
+    // A value may be a secret: errors never quote it.
+    for (text, value) in [
+        ("token: 99999999999999999999", "99999999999999999999"),
+        ("token: -99999999999999999999", "99999999999999999999"),
+        ("token: 99999999999999EB", "99999999999999"),
+        ("token: 2016-13-04T18:53:41Z", "2016"),
+    ] {
+        let e = err(text);
+        assert!(!e.contains(value), "{e}");
+        assert!(e.starts_with("test.conf:1: "), "{e}");
+    }
     assert!(err("a: .5").contains("Floats must start with a digit"));
     assert!(err("a: 1.").contains("Floats must have a digit after the '.'"));
     assert!(err("a: 1.5h").contains("but got 'h' instead"));

@@ -101,3 +101,69 @@ fn syntax_errors_pass_through_with_file_and_line() {
         "stan.conf:2: Unexpected array value terminator ','."
     );
 }
+
+#[test]
+fn stanchion_checks_name_file_line_and_key() {
+    assert_eq!(
+        err("streaming {\n  store: \"bogus\"\n}"),
+        "stan.conf:2: parameter \"store\": unknown store type \"bogus\": \
+         expected sled, file (an alias of sled) or memory"
+    );
+    assert_eq!(
+        err("\nlog_format: xml"),
+        "stan.conf:2: parameter \"log_format\": unknown log format \"xml\": expected text or json"
+    );
+    assert!(err("st: 1").contains("parameter \"st\" value is expected to be string"));
+    let u32_max = u32::MAX;
+    for (text, key, value, range) in [
+        ("hbf: -1", "hbf", "-1", format!("0 to {u32_max}")),
+        (
+            "hb_fail_count: 4294967296",
+            "hb_fail_count",
+            "4294967296",
+            format!("0 to {u32_max}"),
+        ),
+        (
+            "store_limits { mc: 4294967296 }",
+            "mc",
+            "4294967296",
+            format!("0 to {u32_max}"),
+        ),
+        (
+            "limits { max_subs: 4294967296 }",
+            "max_subs",
+            "4294967296",
+            format!("0 to {u32_max}"),
+        ),
+        (
+            "http_port: 999999",
+            "http_port",
+            "999999",
+            "-1 to 65535".into(),
+        ),
+        (
+            "monitor_port: -2",
+            "monitor_port",
+            "-2",
+            "-1 to 65535".into(),
+        ),
+        ("http: 70000", "http", "70000", "-1 to 65535".into()),
+        ("http: \"h:70000\"", "http", "70000", "-1 to 65535".into()),
+    ] {
+        assert_eq!(
+            err(&format!("\n{text}")),
+            format!(
+                "stan.conf:2: parameter \"{key}\" value {value} is out of range: expected {range}"
+            ),
+        );
+    }
+    // The edges are accepted, and NSS's own texts stay first.
+    let file = ok("hbf: 4294967295\nhttp_port: -1\nlimits { mc: 4294967295, msu: 0 }");
+    assert_eq!(num(&file, "hb_fail_count"), i64::from(u32::MAX));
+    assert_eq!(num(&file, "http_port"), -1);
+    assert_eq!(num(&ok("http: 65535"), "http_port"), 65535);
+    assert!(err("limits { mc: -1 }").contains("max channels limit cannot be negative (-1)"));
+    assert!(err("limits { msu: -1 }").contains("max subscriptions limit cannot be negative"));
+    // Per channel, limits are as written (and not used yet).
+    ok("limits { channels { a: { max_subs: 4294967296 } } }");
+}

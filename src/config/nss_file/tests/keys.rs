@@ -194,3 +194,58 @@ fn read_follows_includes() {
         .to_string();
     assert!(e.contains("missing.conf: error opening config file"), "{e}");
 }
+
+#[test]
+fn every_setting_remembers_its_file_and_line() {
+    let file = ok(
+        "http: \"h:1\"\nstreaming {\n  id: a\n  hb_interval: \"0s\"\n  \
+                   store_limits {\n    max_msgs: 1\n  }\n  tls { client_cert: c }\n  id: b\n}\n",
+    );
+    let at = |key: &str| {
+        let origin = file
+            .origins
+            .get(key)
+            .unwrap_or_else(|| panic!("no origin for {key}: {:?}", file.origins));
+        assert_eq!(origin.file, Path::new("stan.conf"));
+        origin.to_string()
+    };
+    assert_eq!(at("http_host"), "stan.conf:1");
+    assert_eq!(at("http_port"), "stan.conf:1");
+    assert_eq!(at("cluster_id"), "stan.conf:9", "the key that wins");
+    assert_eq!(at("hb_interval"), "stan.conf:4");
+    assert_eq!(at("max_msgs"), "stan.conf:6");
+    assert_eq!(at("tls_client_cert"), "stan.conf:8");
+    let mut keys: Vec<_> = file.values.keys().collect();
+    keys.sort();
+    assert!(keys.into_iter().eq(file.origins.keys()));
+}
+
+#[test]
+fn origins_in_an_included_file_name_it() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let main = dir.path().join("stan.conf");
+    std::fs::write(&main, "streaming {\n  include more.conf\n}\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.path().join("more.conf"), "\n\nhbi: \"0s\"\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let file = read(&main).unwrap_or_else(|e| panic!("{e}"));
+    let origin = &file.origins["hb_interval"];
+    assert_eq!(origin.file, dir.path().join("more.conf"));
+    assert_eq!(origin.line, 3);
+}
+
+#[test]
+fn debug_hides_credentials() {
+    let file = ok(
+        "streaming {\n  ns: \"nats://u:hunter2@h:4222,nats://h2\"\n  token: hunter3\n  \
+                   password: hunter4\n  user: alice\n}\n",
+    );
+    assert_eq!(text(&file, "auth"), "hunter3");
+    let shown = format!("{file:?}");
+    for secret in ["hunter2", "hunter3", "hunter4"] {
+        assert!(!shown.contains(secret), "{shown}");
+    }
+    for kept in ["nats://***@h:4222,nats://h2", "alice", "stan.conf"] {
+        assert!(shown.contains(kept), "{kept}: {shown}");
+    }
+}
