@@ -110,7 +110,7 @@ async fn the_helm_charts_command_line_and_config_file_start_and_serve() {
         .args(["nats://0.0.0.0:6222", "-tls=false", "--clustered", "-DV"])
         .env("POD_NAME", "stan-0")
         .env("RUST_LOG", "info");
-    let server = Proc::spawn_command("stanchion", cmd);
+    let server = Proc::spawn("stanchion", cmd);
     server.wait_for_output("stanchion is ready").await;
     let log = server.output();
     for flag in ignored {
@@ -329,7 +329,7 @@ async fn json_logs_name_clients_and_hide_nothing_an_operator_needs() {
         .arg(port.to_string())
         .env("STANCHION_LOG_FORMAT", "json")
         .env("RUST_LOG", "info");
-    let mut server = Proc::spawn_command("stanchion", cmd);
+    let mut server = Proc::spawn("stanchion", cmd);
     server.wait_for_output("stanchion is ready").await;
     let conn = stan(&nats, "json-client").await;
     conn.close().await.unwrap();

@@ -279,9 +279,12 @@ fn file_layer(
     let mut nss = nss_file::read(path)?;
     for key in NOT_YET_KEYS {
         if nss.values.remove(*key).is_some() {
+            let at = match nss.origins.get(*key) {
+                Some(o) => format!("{}:{}", o.file.display(), o.line),
+                None => path.display().to_string(),
+            };
             warnings.push(format!(
-                "ignoring config key {key:?} ({}): not implemented yet",
-                path.display()
+                "ignoring config key {key:?} ({at}): not implemented yet"
             ));
         }
     }

@@ -399,3 +399,26 @@ fn help_and_version_are_args_errors() {
         Ok(())
     });
 }
+
+#[test]
+fn limits_not_enforced_yet_are_reported_with_their_line() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "stan.conf",
+            "streaming {\n  store_limits {\n    max_msgs: 5\n    max_age: \"1h\"\n    max_inactivity: \"2h\"\n    channels { \"foo.>\": { max_msgs: 5 } }\n  }\n}\n",
+        )?;
+        let argv = ["stanchion", "-sc", "stan.conf"].map(OsString::from);
+        let loaded = Config::load_reporting(argv).map_err(|e| e.to_string())?;
+        assert_eq!(loaded.config.max_msgs, 5);
+        for (key, line) in [("max_age", 4), ("max_inactivity", 5), ("channels", 6)] {
+            let wanted =
+                format!("ignoring config key \"{key}\" (stan.conf:{line}): not implemented yet");
+            assert!(
+                loaded.warnings.iter().any(|w| w.ends_with(&wanted)),
+                "{wanted} missing: {:?}",
+                loaded.warnings
+            );
+        }
+        Ok(())
+    });
+}

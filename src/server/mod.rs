@@ -158,14 +158,15 @@ async fn run_engine(
     // The signal is seen here first: readiness turns 503, then the
     // dispatcher stops taking requests.
     let signal = CancellationToken::new();
-    {
+    // Ends with this function, whichever way it returns.
+    let _watcher = {
         let (signal, view) = (signal.clone(), view.clone());
-        tokio::spawn(async move {
+        tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
             shutdown.await;
             view.set_phase(view::Phase::ShuttingDown);
             signal.cancel();
-        });
-    }
+        }))
+    };
     // Monitoring outlives the engine: it stops when this function returns.
     let monitor_stop = CancellationToken::new();
     let _monitor_guard = monitor_stop.clone().drop_guard();

@@ -54,7 +54,8 @@ pub struct Proc {
 }
 
 impl Proc {
-    fn spawn(name: &'static str, mut cmd: Command) -> Proc {
+    /// Starts `cmd` as a process named `name` in logs, output captured.
+    pub fn spawn(name: &'static str, mut cmd: Command) -> Proc {
         let log_dir = tempfile::tempdir().unwrap();
         let log = log_dir.path().join(format!("{name}.log"));
         let file = std::fs::File::create(&log).unwrap();
@@ -70,11 +71,6 @@ impl Proc {
             _log_dir: log_dir,
             name,
         }
-    }
-
-    /// Starts `cmd` as a process named `name` in logs, output captured.
-    pub fn spawn_command(name: &'static str, cmd: Command) -> Proc {
-        Self::spawn(name, cmd)
     }
 
     /// The process ID.
