@@ -261,10 +261,7 @@ fn file_layer(
     warnings: &mut Vec<String>,
     origins: &mut Vec<FileOrigins>,
 ) -> Result<Figment, ConfigError> {
-    std::fs::metadata(path).map_err(|source| ConfigError::ConfigFile {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    require_file(path)?;
     let is_toml = path
         .extension()
         .is_some_and(|ext| ext.eq_ignore_ascii_case("toml"));
@@ -297,14 +294,7 @@ fn file_layer(
             ignored.why
         ));
     }
-    origins.push(FileOrigins {
-        path: path.to_path_buf(),
-        origins: nss.origins,
-    });
-    Ok(Figment::from(NssLayer {
-        path: path.to_path_buf(),
-        values: nss.values,
-    }))
+    Ok(nss_layer(path, nss, origins))
 }
 
 /// Keys of a nats-server config file that stanchion uses when it is given
@@ -315,19 +305,32 @@ const MONITORING_KEYS: &[&str] = &["http_host", "http_port"];
 /// the reference server reads them from its `-c` file; their origins join
 /// `origins`.
 fn monitoring_layer(path: &Path, origins: &mut Vec<FileOrigins>) -> Result<Figment, ConfigError> {
-    std::fs::metadata(path).map_err(|source| ConfigError::ConfigFile {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    require_file(path)?;
     let mut nss = nss_file::read(path)?;
     nss.values
         .retain(|key, _| MONITORING_KEYS.contains(&key.as_str()));
+    Ok(nss_layer(path, nss, origins))
+}
+
+/// An explicitly named file must exist: a clear error before anything else.
+fn require_file(path: &Path) -> Result<(), ConfigError> {
+    std::fs::metadata(path)
+        .map(drop)
+        .map_err(|source| ConfigError::ConfigFile {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// The figment layer of an NSS file read from `path`; where its values
+/// came from joins `origins`, for validation errors.
+fn nss_layer(path: &Path, nss: nss_file::NssFile, origins: &mut Vec<FileOrigins>) -> Figment {
     origins.push(FileOrigins {
         path: path.to_path_buf(),
         origins: nss.origins,
     });
-    Ok(Figment::from(NssLayer {
+    Figment::from(NssLayer {
         path: path.to_path_buf(),
         values: nss.values,
-    }))
+    })
 }
