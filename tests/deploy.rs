@@ -7,9 +7,11 @@
 //! the nats service. No nats-server needed; schema validation is
 //! `scripts/lint-deploy.sh`'s job.
 //!
-//! Settings are resolved as stanchion layers them: defaults < config file
-//! (`-sc`, from a ConfigMap) < environment (the image's `ENV`, then the
-//! container's) < flags.
+//! Settings are what stanchion's own loader (`Config::load_reporting`)
+//! makes of each container, run in a `figment::Jail` holding its
+//! environment (the image's `ENV`, then the container's), its ConfigMap
+//! files and its argv (the image's `ENTRYPOINT` and `CMD` under the
+//! deployment's overrides): see `settings`.
 
 #[path = "deploy/compose.rs"]
 mod compose;

@@ -1,14 +1,15 @@
-//! `deploy/docker-compose.yml`: the stanchion service, its environment,
-//! its link to the nats service, its volume, port and healthcheck.
+//! `deploy/docker-compose.yml`: the stanchion service as the [`Container`]
+//! it runs, its link to the nats service, its volume, port and healthcheck.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use yaml_rust2::Yaml;
 
-use crate::dockerfile::image_env;
-use crate::files::{load_yaml, scalar, strings, COMPOSE};
+use crate::dockerfile::{healthcheck_port, image_argv, image_env, image_workdir};
+use crate::files::{announced_cluster_id, load_yaml, read, scalar, strings, COMPOSE};
 use crate::kubernetes::is_stanchion_image;
-use crate::settings::{parse_flags, resolve, url_host_port};
+use crate::settings::{listens_everywhere, monitoring_port, url_host_port, Container};
 
 pub(crate) fn compose() -> Yaml {
     load_yaml(COMPOSE)
@@ -35,6 +36,53 @@ pub(crate) fn compose_env(svc: &Yaml) -> BTreeMap<String, String> {
     }
 }
 
+/// A service's `command`/`entrypoint`: a list, or a string split on
+/// whitespace; None when absent or empty (the image's stays).
+fn compose_words(y: &Yaml) -> Option<Vec<String>> {
+    let words = match y {
+        Yaml::String(s) => s.split_whitespace().map(String::from).collect(),
+        other => strings(other),
+    };
+    Some(words).filter(|w: &Vec<String>| !w.is_empty())
+}
+
+/// The value of a nats-server flag (`--port 4222`, `--port=4222`, `-p 4222`).
+fn flag_value(args: &[String], names: &[&str]) -> Option<String> {
+    args.iter().enumerate().find_map(|(i, a)| {
+        let (flag, value) = match a.split_once('=') {
+            Some((f, v)) => (f, Some(v.to_string())),
+            None => (a.as_str(), args.get(i + 1).cloned()),
+        };
+        names
+            .contains(&flag.trim_start_matches('-'))
+            .then_some(value)?
+    })
+}
+
+/// The stanchion service as it runs: the image's `ENV` then its
+/// `environment`, `entrypoint`/`command` over the image's, `working_dir`.
+fn compose_container(name: &str, svc: &Yaml) -> Container {
+    assert!(
+        svc["env_file"].is_badvalue() && svc["configs"].is_badvalue(),
+        "{name}: env_file and configs are not modelled by tests/deploy"
+    );
+    let mut env: Vec<(String, String)> = image_env().into_iter().collect();
+    env.extend(compose_env(svc));
+    Container {
+        name: format!("{COMPOSE}: {name}"),
+        argv: image_argv(
+            compose_words(&svc["entrypoint"]),
+            compose_words(&svc["command"]),
+        ),
+        env,
+        files: Vec::new(),
+        workdir: svc["working_dir"]
+            .as_str()
+            .map(String::from)
+            .unwrap_or_else(image_workdir),
+    }
+}
+
 fn compose_stanchion(doc: &Yaml) -> (String, &Yaml) {
     let services = doc["services"]
         .as_hash()
@@ -57,28 +105,24 @@ fn compose_stanchion(doc: &Yaml) -> (String, &Yaml) {
 #[test]
 fn compose_stanchion_reaches_the_nats_service() {
     let doc = compose();
-    let (name, svc) = compose_stanchion(&doc);
-    let settings = resolve(
-        None,
-        &image_env(),
-        &compose_env(svc),
-        &parse_flags(&strings(&svc["command"])),
+    let (service, svc) = compose_stanchion(&doc);
+    let container = compose_container(&service, svc);
+    let name = &container.name;
+    let config = container.load().config;
+    assert_eq!(
+        Some(config.cluster_id.as_str()),
+        announced_cluster_id(&read(COMPOSE)).as_deref(),
+        "{name}: the cluster ID the header tells clients to use"
     );
-    let urls = settings
-        .get("nats_server")
-        .expect("STANCHION_NATS_SERVER not set");
-    for url in urls.split(',') {
+    for url in config.nats_server.split(',') {
         let (host, port) = url_host_port(url.trim());
         let nats = &doc["services"][host.as_str()];
         assert!(
             !nats.is_badvalue(),
             "{name}: {url} names no compose service"
         );
-        let nats_flags = parse_flags(&strings(&nats["command"]));
-        let nats_port = nats_flags
-            .iter()
-            .find(|(f, _)| f == "p" || f == "port")
-            .map(|(_, v)| v.parse::<u16>().unwrap())
+        let nats_port = flag_value(&strings(&nats["command"]), &["p", "port"])
+            .map(|v| v.parse::<u16>().unwrap())
             .unwrap_or(4222);
         assert_eq!(port, nats_port, "{url} vs the {host} service's client port");
         let depends = &svc["depends_on"];
@@ -105,25 +149,32 @@ fn compose_stanchion_reaches_the_nats_service() {
 #[test]
 fn compose_volume_port_and_healthcheck() {
     let doc = compose();
-    let (name, svc) = compose_stanchion(&doc);
-    let settings = resolve(
-        None,
-        &image_env(),
-        &compose_env(svc),
-        &parse_flags(&strings(&svc["command"])),
-    );
-    let dir = settings.get("dir").unwrap();
+    let (service, svc) = compose_stanchion(&doc);
+    let container = compose_container(&service, svc);
+    let name = &container.name;
+    let r = container.load();
+    assert!(r.warnings.is_empty(), "{name}: {:?}", r.warnings);
     let volumes = strings(&svc["volumes"]);
     let mount = volumes
         .iter()
-        .find(|v| v.split(':').nth(1).is_some_and(|target| target == dir))
-        .unwrap_or_else(|| panic!("{name}: no volume on the store dir {dir}: {volumes:?}"));
+        .find(|v| v.split(':').nth(1).is_some_and(|t| Path::new(t) == r.dir))
+        .unwrap_or_else(|| {
+            panic!(
+                "{name}: no volume on the store dir {}: {volumes:?}",
+                r.dir.display()
+            )
+        });
     let source = mount.split(':').next().unwrap();
     assert!(
         !doc["volumes"][source].is_badvalue(),
         "{name}: volume {source} is not declared under top-level volumes"
     );
-    let port = settings.http_port();
+    let port = monitoring_port(name, &r.config);
+    assert!(
+        listens_everywhere(&r.config),
+        "{name}: monitoring on {}: the published port cannot reach it",
+        r.config.http_host
+    );
     let published = strings(&svc["ports"]).iter().any(|p| {
         p.rsplit(':').next().map(|c| c.trim_end_matches("/tcp")) == Some(&port.to_string())
     });
@@ -132,10 +183,14 @@ fn compose_volume_port_and_healthcheck() {
         "{name}: the monitoring port {port} is not published"
     );
     let test = strings(&svc["healthcheck"]["test"]);
-    assert!(
-        test.windows(2)
-            .any(|w| w[0].ends_with("stanchion") && w[1] == "healthcheck"),
-        "{name}: healthcheck {test:?} does not run `stanchion healthcheck`"
+    let exec = match test.first().map(String::as_str) {
+        Some("CMD") => &test[1..],
+        _ => panic!("{name}: healthcheck {test:?} is not [\"CMD\", ...]"),
+    };
+    assert_eq!(
+        healthcheck_port(&container, exec),
+        port,
+        "{name}: the healthcheck asks another port than the monitoring port"
     );
     assert!(
         !svc["stop_grace_period"].is_badvalue(),

@@ -1,13 +1,17 @@
 //! The Dockerfile: its stages and instructions, the runtime image's
-//! `ENV`, `USER` and `VOLUME`, and the checks on them (exec-form
-//! entrypoint, non-root numeric user, healthcheck, store volume, exposed
-//! monitoring port, pinned builder).
+//! `ENV`, `USER`, `WORKDIR`, `VOLUME`, `ENTRYPOINT`, `CMD` and
+//! `HEALTHCHECK`, the [`Container`] it runs when nothing overrides them,
+//! and the checks on them (exec-form entrypoint, non-root numeric user,
+//! healthcheck, store volume, exposed monitoring port, a config file left
+//! in charge, pinned builder).
 
 use std::collections::BTreeMap;
 
+use stanchion::config::{StoreKind, ENV_PREFIX};
 use yaml_rust2::YamlLoader;
 
 use crate::files::read;
+use crate::settings::{listens_everywhere, monitoring_port, Container};
 
 /// One Dockerfile instruction, continuation lines joined.
 #[derive(Debug)]
@@ -118,6 +122,85 @@ fn image_volumes() -> Vec<String> {
         .collect()
 }
 
+/// The runtime stage's `WORKDIR` (the last one; `/` without one).
+pub(crate) fn image_workdir() -> String {
+    let stages = dockerfile_stages();
+    let workdir = runtime(&stages, "WORKDIR").last().map(|w| w.to_string());
+    workdir.unwrap_or_else(|| "/".to_string())
+}
+
+/// The last exec-form `keyword` of the runtime stage (`ENTRYPOINT`, `CMD`).
+fn image_exec(keyword: &str) -> Option<Vec<String>> {
+    let stages = dockerfile_stages();
+    let last = *runtime(&stages, keyword).last()?;
+    Some(exec_form(last).unwrap_or_else(|| panic!("{keyword} {last} is not exec form")))
+}
+
+/// The argv a container of the image runs, given its overrides: Docker's
+/// `--entrypoint`, compose's `entrypoint` and Kubernetes' `command` replace
+/// `ENTRYPOINT` and drop `CMD`; arguments after the image, compose's
+/// `command` and Kubernetes' `args` replace `CMD`.
+pub(crate) fn image_argv(entrypoint: Option<Vec<String>>, cmd: Option<Vec<String>>) -> Vec<String> {
+    let argv = match entrypoint {
+        Some(entrypoint) => [entrypoint, cmd.unwrap_or_default()].concat(),
+        None => [
+            image_exec("ENTRYPOINT").expect("no ENTRYPOINT in the runtime stage"),
+            cmd.or_else(|| image_exec("CMD")).unwrap_or_default(),
+        ]
+        .concat(),
+    };
+    let program = argv.first().map(String::as_str).unwrap_or("");
+    assert!(
+        program.rsplit('/').next() == Some("stanchion"),
+        "the container runs {argv:?}, not stanchion"
+    );
+    argv
+}
+
+/// The image run as it is: its `ENV`, `ENTRYPOINT`, `CMD` and `WORKDIR`.
+pub(crate) fn image_container() -> Container {
+    Container {
+        name: "Dockerfile".to_string(),
+        argv: image_argv(None, None),
+        env: image_env().into_iter().collect(),
+        files: Vec::new(),
+        workdir: image_workdir(),
+    }
+}
+
+/// The image's `HEALTHCHECK CMD`.
+pub(crate) fn image_healthcheck() -> Vec<String> {
+    let stages = dockerfile_stages();
+    let hc = runtime(&stages, "HEALTHCHECK");
+    let hc = hc.last().expect("no HEALTHCHECK in the runtime stage");
+    let cmd = hc
+        .split_once("CMD")
+        .unwrap_or_else(|| panic!("HEALTHCHECK {hc} has no CMD"))
+        .1;
+    exec_form(cmd).unwrap_or_else(|| panic!("HEALTHCHECK CMD {cmd} is not exec form"))
+}
+
+/// The port that `test` (a `stanchion healthcheck` argv) asks when run in
+/// `server`'s container: it loads the configuration from its own argv and
+/// the container's environment and files, not from the server's flags.
+pub(crate) fn healthcheck_port(server: &Container, test: &[String]) -> u16 {
+    /// What `stanchion healthcheck` asks when no port is configured
+    /// (src/healthcheck.rs).
+    const DEFAULT_PORT: u16 = 8222;
+    assert!(
+        test.len() >= 2 && test[0].ends_with("stanchion") && test[1] == "healthcheck",
+        "{}: healthcheck {test:?} does not run `stanchion healthcheck`",
+        server.name
+    );
+    // stanchion drops the `healthcheck` word before loading.
+    let argv = [&test[..1], &test[2..]].concat();
+    let config = server.with_argv(argv).load().config;
+    u16::try_from(config.http_port)
+        .ok()
+        .filter(|p| *p > 0)
+        .unwrap_or(DEFAULT_PORT)
+}
+
 #[test]
 fn dockerfile_entrypoint_is_exec_form_stanchion() {
     let stages = dockerfile_stages();
@@ -147,18 +230,23 @@ fn dockerfile_user_is_numeric_and_not_root() {
 
 #[test]
 fn dockerfile_healthcheck_runs_stanchion_healthcheck() {
-    let stages = dockerfile_stages();
-    let hc = runtime(&stages, "HEALTHCHECK");
-    let hc = hc.last().expect("no HEALTHCHECK in the runtime stage");
-    let cmd = hc
-        .split_once("CMD")
-        .unwrap_or_else(|| panic!("HEALTHCHECK {hc} has no CMD"))
-        .1;
-    let argv = exec_form(cmd).unwrap_or_else(|| panic!("HEALTHCHECK CMD {cmd} is not exec form"));
     assert_eq!(
-        argv,
+        image_healthcheck(),
         ["/usr/local/bin/stanchion", "healthcheck"],
         "HEALTHCHECK CMD"
+    );
+}
+
+#[test]
+fn dockerfile_healthcheck_asks_the_monitoring_port() {
+    // The healthcheck does not see the CMD's `-m`: its own default must be
+    // where the image's CMD puts monitoring.
+    let image = image_container();
+    let server = image.load().config;
+    assert_eq!(
+        healthcheck_port(&image, &image_healthcheck()),
+        monitoring_port(&image.name, &server),
+        "HEALTHCHECK vs the CMD's monitoring port"
     );
 }
 
@@ -169,61 +257,81 @@ fn dockerfile_volume_is_the_store_dir() {
         volumes.iter().any(|v| v == "/data"),
         "VOLUME /data missing: {volumes:?}"
     );
-    // The store is stanchion's default, not an ENV: a config file's `dir`
-    // must still win over it (defaults < file < env < flags).
-    let env = image_env();
-    for name in ["STANCHION_DIR", "STANCHION_STORE"] {
-        assert!(
-            !env.contains_key(name),
-            "ENV {name} would override stan.conf"
-        );
-    }
-    let settings = crate::settings::resolve(None, &env, &BTreeMap::new(), &[]);
-    let dir = settings.get("dir").expect("a default dir");
-    let workdir = runtime(&dockerfile_stages(), "WORKDIR")
-        .last()
-        .map(|w| w.to_string())
-        .expect("a runtime WORKDIR");
-    let store = std::path::Path::new(&workdir).join(dir.trim_start_matches("./"));
+    let r = image_container().load();
+    assert_eq!(r.config.store, StoreKind::Sled, "the image's default store");
     assert!(
-        volumes.iter().any(|v| std::path::Path::new(v) == store),
-        "the default store dir {dir} from WORKDIR {workdir} is {}, not a VOLUME ({volumes:?})",
-        store.display()
+        volumes.iter().any(|v| std::path::Path::new(v) == r.dir),
+        "the default store dir {} from WORKDIR {} is {}, not a VOLUME ({volumes:?})",
+        r.config.dir.display(),
+        image_workdir(),
+        r.dir.display()
     );
 }
 
 #[test]
 fn dockerfile_exposes_the_monitoring_port() {
     let stages = dockerfile_stages();
-    // From the default arguments, as the NSS image has it: an ENV would
-    // override a config file's `http` port.
+    let image = image_container();
+    let r = image.load();
+    let port = monitoring_port(&image.name, &r.config);
     assert!(
-        !image_env().contains_key("STANCHION_HTTP_PORT"),
-        "ENV STANCHION_HTTP_PORT would override stan.conf's http port"
+        listens_everywhere(&r.config),
+        "monitoring on {}: a published port cannot reach it",
+        r.config.http_host
     );
-    let cmd = runtime(&stages, "CMD");
-    let args = cmd
-        .last()
-        .and_then(|c| exec_form(c))
-        .unwrap_or_else(|| panic!("no exec-form CMD: {cmd:?}"));
-    let port = crate::settings::resolve(
-        None,
-        &image_env(),
-        &BTreeMap::new(),
-        &crate::settings::parse_flags(&args),
-    )
-    .http_port()
-    .to_string();
     let exposed: Vec<&str> = runtime(&stages, "EXPOSE")
         .into_iter()
         .flat_map(str::split_whitespace)
         .map(|p| p.trim_end_matches("/tcp"))
         .collect();
     assert!(
-        exposed.contains(&port.as_str()),
+        exposed.contains(&port.to_string().as_str()),
         "EXPOSE {exposed:?} lacks the CMD's monitoring port {port}"
     );
-    assert_eq!(port, "8222", "the NSS image's monitoring port");
+    assert_eq!(port, 8222, "the NSS image's monitoring port");
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+}
+
+#[test]
+fn dockerfile_env_leaves_a_config_file_in_charge() {
+    // The environment beats a config file, so the image sets no STANCHION_*:
+    // a pod that passes `-sc` (replacing the CMD) gets its file's settings.
+    for name in image_env().into_keys() {
+        assert!(
+            !name.starts_with(ENV_PREFIX),
+            "ENV {name} would override a config file's setting"
+        );
+    }
+    let conf = "/etc/stan-config/stan.conf";
+    let image = image_container();
+    let pod = Container {
+        argv: image_argv(None, Some(vec!["-sc".into(), conf.into()])),
+        files: vec![(
+            conf.to_string(),
+            "http: \"127.0.0.2:9999\"\nstreaming {\n  id: from-file\n  store: memory\n  \
+             dir: /conf\n  ns: \"nats://conf:4333\"\n}\n"
+                .to_string(),
+        )],
+        ..image
+    };
+    let c = pod.load().config;
+    let got = (
+        c.cluster_id.as_str(),
+        c.store,
+        c.dir.to_str(),
+        c.nats_server.as_str(),
+        c.http_host.as_str(),
+        c.http_port,
+    );
+    let want = (
+        "from-file",
+        StoreKind::Memory,
+        Some("/conf"),
+        "nats://conf:4333",
+        "127.0.0.2",
+        9999,
+    );
+    assert_eq!(got, want, "the config file's settings under the image");
 }
 
 #[test]

@@ -29,7 +29,7 @@ fn used_env_names() -> BTreeMap<String, String> {
     for m in all_manifests() {
         for w in m.workloads() {
             for c in pod_containers(&w["spec"]["template"]["spec"]) {
-                for name in container_env(c).into_keys() {
+                for (name, _) in container_env(&m, w, c) {
                     used.insert(name, m.path.clone());
                 }
             }

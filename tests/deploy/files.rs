@@ -1,7 +1,8 @@
 //! The deployment files: where they are, reading them, the Kubernetes
-//! manifests as [`Manifest`]s, and small YAML accessors.
+//! manifests as [`Manifest`]s, small YAML accessors, and the cluster ID
+//! their prose announces.
 //!
-//! A leaf: parses nothing but YAML, checks nothing.
+//! A leaf: parses YAML and that one phrase, checks nothing.
 
 use std::path::{Path, PathBuf};
 
@@ -125,4 +126,17 @@ pub(crate) fn strings(y: &Yaml) -> Vec<String> {
 
 pub(crate) fn port_number(y: &Yaml) -> Option<u16> {
     scalar(y)?.parse().ok()
+}
+
+/// The cluster ID a file's prose tells clients to use: the first
+/// ``cluster ID "X"`` or ``cluster ID `X` ``.
+pub(crate) fn announced_cluster_id(text: &str) -> Option<String> {
+    let text = text.replace(['\n', '#'], " ");
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    text.match_indices("cluster ID ").find_map(|(i, m)| {
+        let rest = &text[i + m.len()..];
+        let quote = rest.chars().next().filter(|q| matches!(q, '"' | '`'))?;
+        let rest = &rest[1..];
+        rest.find(quote).map(|end| rest[..end].to_string())
+    })
 }

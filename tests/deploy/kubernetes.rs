@@ -1,23 +1,42 @@
 //! Every Kubernetes manifest under `deploy/kubernetes`: finding the
-//! stanchion workload and container, resolving its settings (the `-sc`
-//! file from its ConfigMap), and the checks all manifests must pass
-//! (probes, ports, store volume, config shadowing, pod user, Services).
+//! stanchion workload and container, the [`Container`] it runs (the image
+//! under the pod's `command`, `args`, `env`, `workingDir` and ConfigMap
+//! volumes), and the checks all manifests must pass (probes, ports, store
+//! volume, config shadowing, warnings, pod user, Services).
 //!
 //! Checks of one manifest only are in `sidecar` and `dropin`.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
+use stanchion::config::StoreKind;
 use yaml_rust2::Yaml;
 
-use crate::dockerfile::{image_env, image_user};
+use crate::dockerfile::{image_argv, image_env, image_user, image_workdir};
 use crate::files::{
     all_manifests, manifest_paths, port_number, scalar, seq, strings, Manifest, DROPIN, SIDECAR,
 };
-use crate::settings::{parse_flags, resolve, Settings, CONFIG_ENV, CONFIG_FLAGS};
+use crate::settings::{listens_everywhere, monitoring_port, Container, Resolved};
 
-/// A container's environment: literal `value`s (valueFrom entries map to "").
-pub(crate) fn container_env(c: &Yaml) -> BTreeMap<String, String> {
+/// The name of the workload's (first) pod: what `metadata.name` and
+/// `HOSTNAME` are in it.
+fn pod_name(w: &Yaml) -> String {
+    let name = w["metadata"]["name"].as_str().unwrap_or("pod");
+    match w["kind"].as_str() {
+        Some("StatefulSet") => format!("{name}-0"),
+        _ => format!("{name}-5d9c7b8f6-x2x7q"),
+    }
+}
+
+/// A container's environment in order, as Kubernetes sets it: literal
+/// `value`s, `fieldRef`s to the pod's name, namespace and IP (for a config
+/// file's `$POD_NAME`), `configMapKeyRef`s to a ConfigMap in the file; any
+/// other `valueFrom` (a Secret, another field) is "".
+pub(crate) fn container_env(m: &Manifest, w: &Yaml, c: &Yaml) -> Vec<(String, String)> {
+    assert!(
+        c["envFrom"].is_badvalue(),
+        "{}: envFrom is not modelled by tests/deploy",
+        m.path
+    );
     seq(&c["env"])
         .iter()
         .map(|e| {
@@ -25,7 +44,23 @@ pub(crate) fn container_env(c: &Yaml) -> BTreeMap<String, String> {
                 .as_str()
                 .expect("env entry without a name")
                 .to_string();
-            (name, scalar(&e["value"]).unwrap_or_default())
+            let from = &e["valueFrom"];
+            let value = if let Some(field) = from["fieldRef"]["fieldPath"].as_str() {
+                match field {
+                    "metadata.name" => pod_name(w),
+                    "metadata.namespace" => "default".to_string(),
+                    "status.podIP" => "10.1.2.3".to_string(),
+                    _ => String::new(),
+                }
+            } else if let Some(cm) = from["configMapKeyRef"]["name"].as_str() {
+                let key = from["configMapKeyRef"]["key"].as_str().unwrap_or("");
+                m.config_map(cm)
+                    .and_then(|d| scalar(&d["data"][key]))
+                    .unwrap_or_else(|| panic!("{}: ConfigMap {cm} has no key {key}", m.path))
+            } else {
+                scalar(&e["value"]).unwrap_or_default()
+            };
+            (name, value)
         })
         .collect()
 }
@@ -77,64 +112,95 @@ pub(crate) fn stanchion_workload(m: &Manifest) -> &Yaml {
     found[0]
 }
 
-/// The text of the config file passed with `-sc` (or STANCHION_CONFIG),
-/// read from the ConfigMap mounted over its directory. None without one.
-fn k8s_config_file(
-    m: &Manifest,
-    pod: &Yaml,
-    c: &Yaml,
-    env: &BTreeMap<String, String>,
-    flags: &[(String, String)],
-) -> Option<String> {
-    let file = flags
-        .iter()
-        .rev()
-        .find(|(name, _)| CONFIG_FLAGS.contains(&name.as_str()))
-        .map(|(_, v)| v)
-        .or_else(|| env.get(CONFIG_ENV))?;
-    let file = Path::new(file);
-    let mount = seq(&c["volumeMounts"])
-        .iter()
-        .find(|vm| {
-            vm["mountPath"]
-                .as_str()
-                .is_some_and(|p| file.starts_with(p))
-        })
-        .unwrap_or_else(|| panic!("{}: -sc {} is on no volume mount", m.path, file.display()));
-    let volume_name = mount["name"].as_str().unwrap();
-    let volume = seq(&pod["volumes"])
-        .iter()
-        .find(|v| v["name"].as_str() == Some(volume_name))
-        .unwrap_or_else(|| panic!("{}: volume {volume_name} is not declared", m.path));
-    let cm_name = volume["configMap"]["name"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{}: volume {volume_name} is not a ConfigMap", m.path));
-    let cm = m
-        .config_map(cm_name)
-        .unwrap_or_else(|| panic!("{}: ConfigMap {cm_name} is not in the file", m.path));
-    let key = file
-        .strip_prefix(mount["mountPath"].as_str().unwrap())
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
-    let text = cm["data"][key.as_str()]
-        .as_str()
-        .unwrap_or_else(|| panic!("{}: ConfigMap {cm_name} has no key {key}", m.path));
-    Some(text.to_string())
+/// The files the container's ConfigMap volumes put in it, by absolute path
+/// (each key under the mount, or only the `items`, or one `subPath`).
+fn config_map_files(m: &Manifest, pod: &Yaml, c: &Yaml) -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    for mount in seq(&c["volumeMounts"]) {
+        let mount_path = mount["mountPath"].as_str().expect("mountPath");
+        let volume_name = mount["name"].as_str().expect("volumeMount name");
+        let volume = seq(&pod["volumes"])
+            .iter()
+            .find(|v| v["name"].as_str() == Some(volume_name));
+        let Some(volume) = volume else {
+            // A volumeClaimTemplate's; checked with the store dir.
+            continue;
+        };
+        let Some(cm_name) = volume["configMap"]["name"].as_str() else {
+            continue;
+        };
+        let cm = m
+            .config_map(cm_name)
+            .unwrap_or_else(|| panic!("{}: ConfigMap {cm_name} is not in the file", m.path));
+        let data = cm["data"].as_hash().cloned().unwrap_or_default();
+        let text = |key: &str| {
+            scalar(&data[&Yaml::String(key.to_string())])
+                .unwrap_or_else(|| panic!("{}: ConfigMap {cm_name} has no key {key}", m.path))
+        };
+        let items: Vec<(String, String)> = match volume["configMap"]["items"].as_vec() {
+            Some(items) => items
+                .iter()
+                .map(|i| {
+                    let key = i["key"].as_str().expect("item key");
+                    (
+                        key.to_string(),
+                        i["path"].as_str().unwrap_or(key).to_string(),
+                    )
+                })
+                .collect(),
+            None => data
+                .keys()
+                .filter_map(|k| k.as_str())
+                .map(|k| (k.to_string(), k.to_string()))
+                .collect(),
+        };
+        if let Some(sub) = mount["subPath"].as_str() {
+            let (key, _) = items
+                .iter()
+                .find(|(_, path)| path == sub)
+                .unwrap_or_else(|| panic!("{}: subPath {sub} is not in {cm_name}", m.path));
+            files.push((mount_path.to_string(), text(key)));
+            continue;
+        }
+        for (key, path) in items {
+            let file = Path::new(mount_path).join(path);
+            files.push((file.to_string_lossy().into_owned(), text(&key)));
+        }
+    }
+    files
 }
 
-/// stanchion's resolved settings in a manifest, with the config file's text.
-pub(crate) fn k8s_settings(m: &Manifest) -> (Settings, Option<String>) {
+/// A non-empty list, or None: an empty or absent `command`/`args` leaves
+/// the image's.
+fn overrides(y: &Yaml) -> Option<Vec<String>> {
+    Some(strings(y)).filter(|v| !v.is_empty())
+}
+
+/// The stanchion container of a manifest as it runs: the image's `ENV`,
+/// then `HOSTNAME` and the container's `env`; `command` and `args` over the
+/// image's `ENTRYPOINT` and `CMD`; its ConfigMap files; its `workingDir`.
+pub(crate) fn k8s_container(m: &Manifest) -> Container {
     let w = stanchion_workload(m);
     let pod = &w["spec"]["template"]["spec"];
     let c = stanchion_container(m, w);
-    let mut argv = strings(&c["command"]);
-    argv.extend(strings(&c["args"]));
-    let flags = parse_flags(&argv);
-    let env = container_env(c);
-    let conf = k8s_config_file(m, pod, c, &env, &flags);
-    let settings = resolve(conf.as_deref(), &image_env(), &env, &flags);
-    (settings, conf)
+    let mut env: Vec<(String, String)> = image_env().into_iter().collect();
+    env.push(("HOSTNAME".to_string(), pod_name(w)));
+    env.extend(container_env(m, w, c));
+    Container {
+        name: format!("{}: {}", m.path, c["name"].as_str().unwrap_or("?")),
+        argv: image_argv(overrides(&c["command"]), overrides(&c["args"])),
+        env,
+        files: config_map_files(m, pod, c),
+        workdir: c["workingDir"]
+            .as_str()
+            .map(String::from)
+            .unwrap_or_else(image_workdir),
+    }
+}
+
+/// What a manifest's stanchion container starts with.
+pub(crate) fn k8s_load(m: &Manifest) -> Resolved {
+    k8s_container(m).load()
 }
 
 /// Resolves a probe's or Service's port (a number or a port name) against a
@@ -158,6 +224,54 @@ pub(crate) fn resolve_container_port(c: &Yaml, port: &Yaml) -> Option<u16> {
 
 pub(crate) fn probe_path(c: &Yaml, probe: &str) -> Option<String> {
     scalar(&c[probe]["httpGet"]["path"])
+}
+
+#[test]
+fn k8s_container_gets_config_map_items_pod_fields_and_args() {
+    let text = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: cfg}
+data:
+  conf: "streaming {\n  id: $POD_NAME\n  dir: $POD_NAME\n}\n"
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: x}
+spec:
+  template:
+    spec:
+      volumes:
+        - name: cfg
+          configMap: {name: cfg, items: [{key: conf, path: nss/stan.conf}]}
+      containers:
+        - name: s
+          image: registry.example/stanchion:1
+          workingDir: /data
+          args: ["--stan_config=/etc/cfg/nss/stan.conf"]
+          env:
+            - name: POD_NAME
+              valueFrom: {fieldRef: {fieldPath: metadata.name}}
+          volumeMounts:
+            - {name: cfg, mountPath: /etc/cfg}
+"#;
+    let m = Manifest {
+        path: "test.yaml".to_string(),
+        docs: yaml_rust2::YamlLoader::load_from_str(text).unwrap(),
+    };
+    let c = k8s_container(&m);
+    assert_eq!(c.files.len(), 1, "{:?}", c.files);
+    assert_eq!(c.files[0].0, "/etc/cfg/nss/stan.conf");
+    let r = c.load();
+    assert_eq!(
+        r.config.cluster_id, "x-0",
+        "$POD_NAME of the StatefulSet's pod"
+    );
+    assert_eq!(r.dir, Path::new("/data/x-0"), "relative to workingDir");
+    assert_eq!(
+        r.config.http_port, 0,
+        "args replace the image's CMD (-m 8222)"
+    );
 }
 
 #[test]
@@ -221,8 +335,14 @@ fn k8s_stanchion_probes_hit_the_monitoring_port() {
     for m in all_manifests() {
         let w = stanchion_workload(&m);
         let c = stanchion_container(&m, w);
-        let (settings, _) = k8s_settings(&m);
-        let http_port = settings.http_port();
+        let config = k8s_load(&m).config;
+        let http_port = monitoring_port(&m.path, &config);
+        assert!(
+            listens_everywhere(&config),
+            "{}: monitoring on {}: the kubelet's probes come to the pod IP",
+            m.path,
+            config.http_host
+        );
         let monitor = seq(&c["ports"])
             .iter()
             .find(|p| port_number(&p["containerPort"]) == Some(http_port));
@@ -253,47 +373,70 @@ fn k8s_store_dir_is_on_the_volume_claim() {
     for m in all_manifests() {
         let w = stanchion_workload(&m);
         let c = stanchion_container(&m, w);
-        let (settings, _) = k8s_settings(&m);
-        let store = settings.get("store").unwrap_or("file").to_ascii_lowercase();
-        assert!(
-            store == "file" || store == "sled",
-            "{}: store {store}: nothing persists",
+        let r = k8s_load(&m);
+        assert_eq!(
+            r.config.store,
+            StoreKind::Sled,
+            "{}: the memory store: nothing persists",
             m.path
         );
-        let dir = settings.get("dir").unwrap();
+        let dir = &r.dir;
         let claims: Vec<&str> = seq(&w["spec"]["volumeClaimTemplates"])
             .iter()
             .filter_map(|t| t["metadata"]["name"].as_str())
             .collect();
         let mount = seq(&c["volumeMounts"])
             .iter()
-            .filter(|vm| vm["mountPath"].as_str().is_some_and(|p| is_within(dir, p)))
+            .filter(|vm| vm["mountPath"].as_str().is_some_and(|p| dir.starts_with(p)))
             .max_by_key(|vm| vm["mountPath"].as_str().unwrap().len())
-            .unwrap_or_else(|| panic!("{}: store dir {dir} is on no volume mount", m.path));
+            .unwrap_or_else(|| {
+                panic!(
+                    "{}: store dir {} is on no volume mount",
+                    m.path,
+                    dir.display()
+                )
+            });
         let name = mount["name"].as_str().unwrap();
         assert!(
             claims.contains(&name),
-            "{}: store dir {dir} is on volume {name}, not a volumeClaimTemplate ({claims:?})",
-            m.path
+            "{}: store dir {} is on volume {name}, not a volumeClaimTemplate ({claims:?})",
+            m.path,
+            dir.display()
         );
     }
 }
 
 #[test]
 fn k8s_config_file_is_not_shadowed() {
-    // The image's ENV beats a config file: a manifest that sets dir, store,
-    // the NATS URL or the cluster ID in stan.conf must end up with those
-    // values, not the image's.
+    // The environment (the image's and the container's) and flags beat a
+    // config file: whatever stan.conf sets must be what stanchion runs with.
     for m in all_manifests() {
-        let (settings, _) = k8s_settings(&m);
-        for (key, file_value) in &settings.from_file {
-            let resolved = &settings.resolved[key];
-            assert_eq!(
-                &resolved.value, file_value,
-                "{}: stan.conf sets {key}={file_value} but {:?} wins with {}",
-                m.path, resolved.source, resolved.value
-            );
+        let r = k8s_load(&m);
+        let running = serde_json::to_value(&r.config).unwrap();
+        for file in &r.config_files {
+            let alone = serde_json::to_value(&file.config).unwrap();
+            for key in &file.keys {
+                let Some(want) = alone.get(key) else {
+                    continue;
+                };
+                assert_eq!(
+                    running.get(key),
+                    Some(want),
+                    "{}: {} sets {key} but the environment or a flag overrides it",
+                    m.path,
+                    file.path
+                );
+            }
         }
+    }
+}
+
+#[test]
+fn k8s_stanchion_starts_without_warnings() {
+    // A warning is a flag or config key that stanchion accepts and ignores.
+    for m in all_manifests() {
+        let r = k8s_load(&m);
+        assert!(r.warnings.is_empty(), "{}: {:?}", m.path, r.warnings);
     }
 }
 
@@ -396,12 +539,4 @@ fn k8s_services_select_the_pod_and_target_its_ports() {
             m.path
         );
     }
-}
-
-fn is_within(path: &str, dir: &str) -> bool {
-    let dir = dir.trim_end_matches('/');
-    path == dir
-        || path
-            .strip_prefix(dir)
-            .is_some_and(|rest| rest.starts_with('/'))
 }

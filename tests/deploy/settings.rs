@@ -1,213 +1,201 @@
-//! stanchion's settings as a deployment file decides them: flags, the
-//! config file (`-sc`, in NATS syntax), the image's and the container's
-//! environment, resolved with stanchion's precedence, and NATS URLs.
+//! stanchion's configuration as a deployed container loads it: the real
+//! loader (`Config::load_reporting`) run in a `figment::Jail` that holds
+//! the container's environment (the image's `ENV`, then the container's),
+//! its mounted config files and its argv. Also NATS URLs.
 //!
-//! Tests of the resolution itself are here; what the files resolve to is
-//! checked by the groups that read them.
+//! The groups that read the deployment files build a [`Container`] each;
+//! what it loads is checked there. Tests of the jail itself are here.
 
-use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Component, Path, PathBuf};
 
-/// stanchion's store directory when nothing sets one (README).
-const DEFAULT_DIR: &str = "./data";
+use figment::Jail;
+use stanchion::config::{nss_file, Config, ENV_PREFIX};
 
-/// Where a resolved setting came from, lowest precedence first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum Source {
-    Default,
-    ConfigFile,
-    ImageEnv,
-    ContainerEnv,
-    Flag,
-}
-
+/// One stanchion container as a deployment file runs it.
 #[derive(Debug, Clone)]
-pub(crate) struct Setting {
-    pub(crate) value: String,
-    pub(crate) source: Source,
+pub(crate) struct Container {
+    /// Where it is defined, for messages (`deploy/x.yaml: stan`).
+    pub(crate) name: String,
+    /// The process's argv, program first: the entrypoint and its arguments
+    /// as the image's and the deployment's overrides leave them.
+    pub(crate) argv: Vec<String>,
+    /// The environment in the order it is set (the image's `ENV`, then
+    /// the container's); a later entry of the same name wins.
+    pub(crate) env: Vec<(String, String)>,
+    /// Files by their absolute path in the container (ConfigMap keys),
+    /// with their text.
+    pub(crate) files: Vec<(String, String)>,
+    /// The working directory, which a relative `dir` is relative to.
+    pub(crate) workdir: String,
 }
 
-/// The settings the deployment files decide, resolved with stanchion's
-/// precedence, plus the config file's own values for the shadowing check.
-#[derive(Debug, Default)]
-pub(crate) struct Settings {
-    pub(crate) resolved: BTreeMap<&'static str, Setting>,
-    /// The config file's values for the same keys, when there is one.
-    pub(crate) from_file: BTreeMap<&'static str, String>,
+/// What a [`Container`] starts with.
+#[derive(Debug)]
+pub(crate) struct Resolved {
+    /// The validated configuration.
+    pub(crate) config: Config,
+    /// The loader's warnings: flags and config keys accepted but unused.
+    pub(crate) warnings: Vec<String>,
+    /// `config.dir` as an absolute path in the container.
+    pub(crate) dir: PathBuf,
+    /// Each of [`Container::files`] that the argv or the environment
+    /// names and that reads as an NSS config file, with what it decides on
+    /// its own.
+    pub(crate) config_files: Vec<ConfigFile>,
 }
 
-impl Settings {
-    pub(crate) fn get(&self, key: &str) -> Option<&str> {
-        self.resolved.get(key).map(|s| s.value.as_str())
+/// A config file a container reads, and what it decides on its own.
+#[derive(Debug)]
+pub(crate) struct ConfigFile {
+    /// Its path in the container.
+    pub(crate) path: String,
+    /// The settings it writes, as stanchion's NSS reader names them
+    /// (`cluster_id`, `dir`, `http_port`, ...).
+    pub(crate) keys: Vec<String>,
+    /// The configuration from this file alone (`-sc` and no `STANCHION_*`).
+    pub(crate) config: Config,
+}
+
+impl Container {
+    /// Loads the configuration as the container would, panicking with the
+    /// loader's error text when stanchion would not start.
+    pub(crate) fn load(&self) -> Resolved {
+        self.try_load().unwrap_or_else(|e| panic!("{e}"))
     }
 
-    fn set(&mut self, key: &'static str, value: String, source: Source) {
-        let replace = self.resolved.get(key).is_none_or(|s| s.source <= source);
-        if replace {
-            self.resolved.insert(key, Setting { value, source });
-        }
+    /// [`Container::load`], with the loader's error as text naming the
+    /// container.
+    // The jail's closure returns figment's (large) error type by design.
+    #[allow(clippy::result_large_err)]
+    pub(crate) fn try_load(&self) -> Result<Resolved, String> {
+        let mut out = None;
+        Jail::try_with(|jail| {
+            for (path, text) in &self.files {
+                let rel = jailed(path);
+                if let Some(parent) = rel.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    jail.create_dir(parent)?;
+                }
+                jail.create_file(&rel, text)?;
+            }
+            let mut named = Vec::new();
+            jail.clear_env();
+            for (k, v) in &self.env {
+                jail.set_env(k, self.rewrite(v, &mut named));
+            }
+            let argv: Vec<OsString> = self
+                .argv
+                .iter()
+                .map(|a| self.rewrite(a, &mut named).into())
+                .collect();
+            let loaded = Config::load_reporting(argv).map_err(|e| e.to_string())?;
+
+            // Each named file alone: its own keys, and the configuration from
+            // it and the defaults (its `$VARS` still need the environment).
+            named.sort();
+            named.dedup();
+            jail.clear_env();
+            for (k, v) in self.env.iter().filter(|(k, _)| !k.starts_with(ENV_PREFIX)) {
+                jail.set_env(k, v);
+            }
+            let mut config_files = Vec::new();
+            for path in named {
+                let rel = jailed(&path);
+                if rel.extension().is_some_and(|e| e == "toml") {
+                    return Err(format!("{path}: TOML config files are not modelled here").into());
+                }
+                // Not NSS config text: a credentials or TLS file (were it the
+                // config file, the load above would have failed).
+                let Ok(file) = nss_file::read(&rel) else {
+                    continue;
+                };
+                let keys = file.values.into_keys().collect();
+                let alone = ["stanchion".into(), "-sc".into(), rel.into_os_string()];
+                let config = Config::load(alone).map_err(|e| format!("{path} alone: {e}"))?;
+                config_files.push(ConfigFile { path, keys, config });
+            }
+            out = Some((loaded, config_files));
+            Ok(())
+        })
+        .map_err(|e| format!("{}: stanchion would not start: {e}", self.name))?;
+        let (loaded, config_files) = out.expect("the jail ran");
+        Ok(Resolved {
+            dir: absolute(&self.workdir, &loaded.config.dir),
+            config: loaded.config,
+            warnings: loaded.warnings,
+            config_files,
+        })
     }
 
-    pub(crate) fn http_port(&self) -> u16 {
-        let port = self.get("http_port").expect("no monitoring port set");
-        port.parse()
-            .unwrap_or_else(|_| panic!("monitoring port {port:?} is not a port number"))
-    }
-}
-
-/// A setting, its flag spellings (without dashes), its environment
-/// variable and its keys in an NSS config file (dotted block paths).
-struct Key {
-    key: &'static str,
-    flags: &'static [&'static str],
-    env: &'static str,
-    conf: &'static [&'static str],
-}
-
-const KEYS: &[Key] = &[
-    Key {
-        key: "http_port",
-        flags: &["m", "http_port"],
-        env: "STANCHION_HTTP_PORT",
-        // The manifests pass it as -m; no stan.conf key is relied on.
-        conf: &[],
-    },
-    Key {
-        key: "dir",
-        flags: &["dir"],
-        env: "STANCHION_DIR",
-        conf: &["streaming.dir"],
-    },
-    Key {
-        key: "store",
-        flags: &["st", "store"],
-        env: "STANCHION_STORE",
-        conf: &["streaming.store"],
-    },
-    Key {
-        key: "nats_server",
-        flags: &["ns", "nats_server"],
-        env: "STANCHION_NATS_SERVER",
-        conf: &["streaming.ns", "streaming.nats_server_url"],
-    },
-    Key {
-        key: "cluster_id",
-        flags: &["cid", "cluster_id"],
-        env: "STANCHION_CLUSTER_ID",
-        conf: &["streaming.id", "streaming.cluster_id"],
-    },
-];
-
-/// The NSS config file's flag spellings (`-c` is nats-server's config file,
-/// a different thing) and its environment variable.
-pub(crate) const CONFIG_FLAGS: &[&str] = &["sc", "stan_config"];
-pub(crate) const CONFIG_ENV: &str = "STANCHION_CONFIG";
-
-/// Go-style flags (`-m 8222`, `--dir=/x`) as (name without dashes, value).
-/// Every flag here takes a value, which is true of the ones the manifests use.
-pub(crate) fn parse_flags(args: &[String]) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < args.len() {
-        let arg = &args[i];
-        if let Some(flag) = arg.strip_prefix('-') {
-            let flag = flag.trim_start_matches('-');
-            if let Some((name, value)) = flag.split_once('=') {
-                out.push((name.to_string(), value.to_string()));
-            } else if let Some(value) = args.get(i + 1) {
-                out.push((flag.to_string(), value.clone()));
-                i += 1;
+    /// `arg` with a path of one of [`Container::files`] (whole, or after a
+    /// `=`) made relative to the jail, and that file recorded in `named`.
+    fn rewrite(&self, arg: &str, named: &mut Vec<String>) -> String {
+        for (path, _) in &self.files {
+            let head = if arg == path {
+                ""
+            } else if let Some(head) = arg.strip_suffix(path.as_str()) {
+                if !head.ends_with('=') {
+                    continue;
+                }
+                head
             } else {
-                out.push((flag.to_string(), String::new()));
-            }
+                continue;
+            };
+            named.push(path.clone());
+            return format!("{head}{}", jailed(path).display());
         }
-        i += 1;
+        arg.to_string()
+    }
+
+    /// This container's environment and files with another argv, as an
+    /// `exec` into it (a healthcheck) runs.
+    pub(crate) fn with_argv(&self, argv: Vec<String>) -> Container {
+        Container {
+            argv,
+            ..self.clone()
+        }
+    }
+}
+
+/// An absolute container path as a path relative to the jail.
+fn jailed(path: &str) -> PathBuf {
+    assert!(path.starts_with('/'), "{path}: not an absolute path");
+    PathBuf::from(path.trim_start_matches('/'))
+}
+
+/// `path` made absolute against `workdir`, `.` and `..` resolved.
+pub(crate) fn absolute(workdir: &str, path: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in Path::new(workdir).join(path).components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(part) => out.push(part),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
     }
     out
 }
 
-/// Resolves [`KEYS`] from, lowest first: defaults, the config file's text,
-/// the image's `ENV`, the container's environment and its flags.
-pub(crate) fn resolve(
-    conf_text: Option<&str>,
-    image_env: &BTreeMap<String, String>,
-    env: &BTreeMap<String, String>,
-    flags: &[(String, String)],
-) -> Settings {
-    let mut s = Settings::default();
-    s.set("dir", DEFAULT_DIR.to_string(), Source::Default);
-    let conf = conf_text.map(parse_nats_conf).unwrap_or_default();
-    for k in KEYS {
-        if let Some(v) = k.conf.iter().find_map(|c| conf.get(*c)) {
-            s.from_file.insert(k.key, v.clone());
-            s.set(k.key, v.clone(), Source::ConfigFile);
-        }
-        if let Some(v) = image_env.get(k.env) {
-            s.set(k.key, v.clone(), Source::ImageEnv);
-        }
-        if let Some(v) = env.get(k.env) {
-            s.set(k.key, v.clone(), Source::ContainerEnv);
-        }
-        for (name, value) in flags {
-            if k.flags.contains(&name.as_str()) {
-                s.set(k.key, value.clone(), Source::Flag);
-            }
-        }
-    }
-    s
+/// The monitoring port a probe or a published port must reach: panics when
+/// monitoring is off (0) or on a random port (-1).
+pub(crate) fn monitoring_port(name: &str, config: &Config) -> u16 {
+    u16::try_from(config.http_port)
+        .ok()
+        .filter(|p| *p > 0)
+        .unwrap_or_else(|| {
+            panic!(
+                "{name}: monitoring port {} cannot be probed or published",
+                config.http_port
+            )
+        })
 }
 
-/// The key/value lines of a NATS-syntax config file, keyed by block path
-/// (`streaming.dir`, `streaming.store_limits.max_msgs`). Handles what the
-/// manifests use: one `key: value`, `key = value` or `key value` per line,
-/// `key {` / `key: {` opening a block, `}` closing one, `#` and `//`
-/// comments, quoted values.
-pub(crate) fn parse_nats_conf(text: &str) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut path: Vec<String> = Vec::new();
-    for raw in text.lines() {
-        let line = strip_conf_comment(raw).trim().trim_end_matches(',').trim();
-        if line.is_empty() {
-            continue;
-        }
-        if line == "}" {
-            path.pop();
-            continue;
-        }
-        let key_end = line
-            .find(|c: char| c == ':' || c == '=' || c.is_whitespace() || c == '{')
-            .unwrap_or(line.len());
-        let key = line[..key_end].to_string();
-        let rest = line[key_end..]
-            .trim_start_matches(|c: char| c == ':' || c == '=' || c.is_whitespace())
-            .trim();
-        if rest == "{" {
-            path.push(key);
-            continue;
-        }
-        let value = rest.trim_matches(|c| c == '"' || c == '\'').to_string();
-        let full = path
-            .iter()
-            .cloned()
-            .chain(std::iter::once(key))
-            .collect::<Vec<_>>()
-            .join(".");
-        out.insert(full, value);
-    }
-    out
-}
-
-fn strip_conf_comment(line: &str) -> &str {
-    let mut in_quote = None;
-    for (i, c) in line.char_indices() {
-        match (in_quote, c) {
-            (None, '"' | '\'') => in_quote = Some(c),
-            (Some(q), _) if q == c => in_quote = None,
-            (None, '#') => return &line[..i],
-            (None, '/') if line[i..].starts_with("//") => return &line[..i],
-            _ => {}
-        }
-    }
-    line
+/// Whether the monitoring server listens on every interface, as it must for
+/// the kubelet's probes and Docker's published ports to reach it.
+pub(crate) fn listens_everywhere(config: &Config) -> bool {
+    matches!(config.http_host.as_str(), "" | "0.0.0.0" | "::" | "[::]")
 }
 
 /// `nats://[user:pass@]host:port` -> (host, port); port 4222 if absent.
@@ -224,43 +212,65 @@ pub(crate) fn url_host_port(url: &str) -> (String, u16) {
     }
 }
 
-#[test]
-fn nats_conf_parser_reads_blocks_and_comments() {
-    let conf = parse_nats_conf(
-        "# top\nhttp: 8222\nstreaming {\n  id: \"x\" # c\n  dir = /d\n  store_limits: {\n    max_msgs: 5,\n  }\n  store file\n}\n",
-    );
-    assert_eq!(conf.get("http").map(String::as_str), Some("8222"));
-    assert_eq!(conf.get("streaming.id").map(String::as_str), Some("x"));
-    assert_eq!(conf.get("streaming.dir").map(String::as_str), Some("/d"));
-    assert_eq!(
-        conf.get("streaming.store_limits.max_msgs")
-            .map(String::as_str),
-        Some("5")
-    );
-    assert_eq!(
-        conf.get("streaming.store").map(String::as_str),
-        Some("file")
-    );
+fn strings(words: &[&str]) -> Vec<String> {
+    words.iter().map(|w| w.to_string()).collect()
 }
 
 #[test]
-fn settings_follow_stanchion_precedence() {
-    let image: BTreeMap<String, String> =
-        [("STANCHION_DIR".to_string(), "/data".to_string())].into();
-    let s = resolve(
-        Some("streaming {\n dir: /conf\n}\n"),
-        &image,
-        &BTreeMap::new(),
-        &[],
-    );
-    assert_eq!(s.get("dir"), Some("/data"), "env beats the config file");
-    assert_eq!(s.from_file.get("dir").map(String::as_str), Some("/conf"));
-    let flags = parse_flags(&["--dir=/flag".to_string(), "-m".to_string(), "9".to_string()]);
-    let s = resolve(None, &image, &image, &flags);
-    assert_eq!(s.get("dir"), Some("/flag"), "flags beat env");
-    assert_eq!(s.get("http_port"), Some("9"));
+fn container_mounts_files_layers_env_and_resolves_dir() {
+    let c = Container {
+        name: "test".into(),
+        argv: strings(&["stanchion", "--stan_config=/etc/stan/stan.conf"]),
+        env: vec![
+            ("STANCHION_CLUSTER_ID".into(), "image".into()),
+            ("MONITOR".into(), "9000".into()),
+            ("STANCHION_CLUSTER_ID".into(), "container".into()),
+        ],
+        files: vec![(
+            "/etc/stan/stan.conf".into(),
+            "streaming {\n  id: from-file\n  dir: \"../store\"\n  http: $MONITOR\n}\n".into(),
+        )],
+        workdir: "/srv/app".into(),
+    };
+    let r = c.load();
+    assert_eq!(r.config.cluster_id, "container", "the later env entry wins");
     assert_eq!(
-        resolve(None, &BTreeMap::new(), &BTreeMap::new(), &[]).get("dir"),
-        Some(DEFAULT_DIR)
+        r.config.http_port, 9000,
+        "the mounted file, its $VAR from the env"
     );
+    assert_eq!(r.dir, Path::new("/srv/store"), "dir against the workdir");
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    let [file] = r.config_files.as_slice() else {
+        panic!("expected the one named file: {:?}", r.config_files);
+    };
+    assert_eq!(file.path, "/etc/stan/stan.conf");
+    assert_eq!(file.keys, ["cluster_id", "dir", "http_port"]);
+    assert_eq!(file.config.cluster_id, "from-file", "the file alone");
+
+    let unnamed = Container {
+        argv: strings(&["stanchion"]),
+        ..c.clone()
+    };
+    assert!(unnamed.load().config_files.is_empty(), "no file named");
+}
+
+#[test]
+fn container_reports_what_stanchion_rejects() {
+    let c = Container {
+        name: "deploy/x.yaml: stan".into(),
+        argv: strings(&["stanchion", "-sc", "/etc/stan.conf"]),
+        env: vec![("STANCHION_HTTP_PORT".into(), "70000".into())],
+        files: Vec::new(),
+        workdir: "/".into(),
+    };
+    let e = c.try_load().expect_err("no such file");
+    assert!(
+        e.starts_with("deploy/x.yaml: stan: ") && e.contains("/etc/stan.conf"),
+        "{e}"
+    );
+    let e = c
+        .with_argv(strings(&["stanchion"]))
+        .try_load()
+        .expect_err("port out of range");
+    assert!(e.contains("http_port"), "{e}");
 }

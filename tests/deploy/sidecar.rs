@@ -3,10 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use crate::files::{port_number, seq, Manifest, SIDECAR};
+use crate::files::{announced_cluster_id, port_number, read, seq, Manifest, SIDECAR};
 use crate::kubernetes::{
-    k8s_settings, pod_containers, probe_path, stanchion_container, stanchion_workload,
+    k8s_load, pod_containers, probe_path, stanchion_container, stanchion_workload,
 };
+use crate::settings::monitoring_port;
 
 #[test]
 fn sidecar_probes_are_healthz_and_readyz() {
@@ -20,8 +21,13 @@ fn sidecar_probes_are_healthz_and_readyz() {
 fn sidecar_reaches_nats_on_the_pod_loopback() {
     let m = Manifest::load(SIDECAR);
     let w = stanchion_workload(&m);
-    let (settings, _) = k8s_settings(&m);
-    assert_eq!(settings.get("nats_server"), Some("nats://127.0.0.1:4222"));
+    let config = k8s_load(&m).config;
+    assert_eq!(config.nats_server, "nats://127.0.0.1:4222");
+    assert_eq!(
+        Some(config.cluster_id.as_str()),
+        announced_cluster_id(&read(SIDECAR)).as_deref(),
+        "the cluster ID the header tells clients to use"
+    );
     let nats = pod_containers(&w["spec"]["template"]["spec"])
         .into_iter()
         .find(|c| c["image"].as_str().is_some_and(|i| i.starts_with("nats:")))
@@ -44,7 +50,8 @@ fn sidecar_reaches_nats_on_the_pod_loopback() {
         }
     }
     assert_eq!(
-        seen.get(&settings.http_port()).map(String::as_str),
+        seen.get(&monitoring_port(&m.path, &config))
+            .map(String::as_str),
         Some("stanchion")
     );
 }
