@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Quick start: a local nats-server on 127.0.0.1:4222 (unless one already
-# listens there) and stanchion on the sled store in ./data. Ctrl-C stops both.
+# listens there) and stanchion on the sled store in ./data, monitoring on
+# http://127.0.0.1:8222 (/streaming/serverz, /readyz, /metrics). Ctrl-C
+# stops both. Extra arguments go to stanchion.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/nats-server.sh
@@ -27,6 +29,6 @@ if ! (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; then
 fi
 
 target/release/stanchion --nats_server nats://127.0.0.1:4222 --cluster_id test-cluster \
-  --store sled --dir ./data "$@" &
+  --store sled --dir ./data -a 127.0.0.1 -m 8222 "$@" &
 pids+=($!)
 wait "${pids[-1]}"
