@@ -4,8 +4,9 @@
 //! lists (clients, channels, subscriptions) are snapshots: the dispatcher
 //! copies its registry when asked through its query mailbox, and each
 //! channel owner answers a snapshot command between two batches. The
-//! monitor so never takes a lock that the publish path waits on; a busy
-//! server answers a little later instead.
+//! monitor so never takes a lock that the publish path waits on: a busy
+//! server answers a little later, and one whose channel mailbox is full
+//! says it is unavailable rather than queue behind the publishes.
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
