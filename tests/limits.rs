@@ -63,3 +63,23 @@ async fn max_bytes_drops_oldest_but_never_the_last_message() {
     assert_eq!(next_msg(&mut big).await.sequence(), 1);
     c.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_limit_lowered_between_runs_applies_at_startup() {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = Stanchion::start(&nats, &data, &["-mm", "10"]).await;
+    let c = stan(&nats, "c").await;
+    publish_n(&c, "foo", "m", 25).await;
+    c.close().await.unwrap();
+    assert_eq!(server.proc.terminate(WAIT).and_then(|s| s.code()), Some(0));
+    drop(server);
+
+    let _server = Stanchion::start(&nats, &data, &["-mm", "5"]).await;
+    let c = stan(&nats, "c2").await;
+    let mut sub = c.subscribe("foo", first()).await.unwrap();
+    assert_eq!(next_seqs(&mut sub, 5).await, vec![21, 22, 23, 24, 25]);
+    assert_quiet(&mut sub, Duration::from_millis(300)).await;
+    c.close().await.unwrap();
+}

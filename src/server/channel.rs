@@ -206,6 +206,8 @@ impl Channel {
         {
             self.last_timestamp = last.timestamp;
         }
+        // Limits lowered since the last run apply before anything is served.
+        self.enforce_limits().await;
         // Recovered pending messages go out before anything new.
         self.redeliver_expired(Instant::now()).await;
         self.deliver().await;
