@@ -10,6 +10,7 @@
 mod cli;
 pub mod duration;
 mod flags;
+pub mod limits;
 pub mod load;
 pub mod nats_conf;
 pub mod nss_file;
