@@ -14,6 +14,7 @@ pub mod limits;
 pub mod load;
 pub mod nats_conf;
 pub mod nss_file;
+mod per_channel;
 mod secret;
 pub mod size;
 #[cfg(test)]
@@ -184,6 +185,18 @@ pub struct Config {
     /// Maximum bytes kept per channel (0 = unlimited).
     #[serde(with = "size::serde_size")]
     pub max_bytes: u64,
+    /// How long messages are kept (0 = no limit). Read, not enforced yet.
+    #[serde(with = "duration::serde_go")]
+    pub max_age: Duration,
+    /// How long a channel without subscriptions or new messages is kept
+    /// (0 = no limit). Read, not enforced yet.
+    #[serde(with = "duration::serde_go")]
+    pub max_inactivity: Duration,
+    /// Per-channel limits by channel pattern, from the config file's
+    /// `store_limits { channels { ... } }`; resolved with NSS's inheritance
+    /// by [`Config::store_limits`]. File only: no flag or variable.
+    #[serde(skip_serializing, deserialize_with = "per_channel::deserialize")]
+    pub channels: std::collections::BTreeMap<String, limits::ChannelOverrides>,
     /// Replace a duplicate durable subscription instead of rejecting it.
     pub replace_durable: bool,
     /// Maximum publishes written to the store in one batch.
@@ -253,6 +266,9 @@ impl Default for Config {
             max_subs: 1000,
             max_msgs: 1_000_000,
             max_bytes: 1_024_000_000,
+            max_age: Duration::ZERO,
+            max_inactivity: Duration::ZERO,
+            channels: Default::default(),
             replace_durable: false,
             io_batch_size: 1024,
             stan_debug: false,
@@ -400,6 +416,35 @@ impl Config {
                 "a client key and its certificate (tls_client_cert) go together".into(),
             );
         }
+        if let Err(e) = self.store_limits() {
+            return invalid("channels", e.to_string());
+        }
         Ok(())
+    }
+
+    /// The global limits and the per-channel ones, built with NSS's
+    /// inheritance: what each new channel gets.
+    ///
+    /// # Errors
+    ///
+    /// An invalid channel pattern, or more literal channels than
+    /// `max_channels`, with NSS's texts.
+    pub fn store_limits(&self) -> Result<limits::StoreLimits, limits::LimitsError> {
+        limits::StoreLimits::build(
+            self.global_limit(),
+            self.max_channels,
+            self.channels.clone(),
+        )
+    }
+
+    /// The limits of a channel no pattern matches.
+    pub fn global_limit(&self) -> limits::Limit {
+        limits::Limit {
+            max_msgs: self.max_msgs,
+            max_bytes: self.max_bytes,
+            max_age: self.max_age,
+            max_subs: self.max_subs,
+            max_inactivity: self.max_inactivity,
+        }
     }
 }

@@ -83,3 +83,54 @@ async fn a_limit_lowered_between_runs_applies_at_startup() {
     assert_quiet(&mut sub, Duration::from_millis(300)).await;
     c.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn per_channel_limits_from_the_config_file_with_nss_inheritance() {
+    for store in ["file", "memory"] {
+        let nats = Nats::start();
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("stan.conf");
+        std::fs::write(
+            &conf,
+            "streaming {\n  store_limits {\n    max_msgs: 10\n    channels {\n      \"foo.>\": { max_msgs: 3 }\n      \"foo.bar.>\": { max_bytes: 10MB }\n      \"baz\": { max_msgs: 0 }\n    }\n  }\n}\n",
+        )
+        .unwrap();
+        let port = free_port().to_string();
+        let args = ["-sc", conf.to_str().unwrap(), "-st", store, "-m", &port];
+        let server = Stanchion::start(&nats, &dir.path().join("data"), &args).await;
+        let c = stan(&nats, "c").await;
+        for channel in ["foo.a", "foo.bar.b", "baz", "other"] {
+            publish_n(&c, channel, "m", 12).await;
+        }
+        // foo.a and foo.bar.b (inheriting 3 from foo.>) keep 3; baz is
+        // unlimited for max_msgs; other has the global 10.
+        for (channel, first_kept) in [("foo.a", 10), ("foo.bar.b", 10), ("baz", 1), ("other", 3)] {
+            let mut sub = c.subscribe(channel, first()).await.unwrap();
+            assert_eq!(
+                next_msg(&mut sub).await.sequence(),
+                first_kept,
+                "{channel} ({store})"
+            );
+        }
+        let port: u16 = port.parse().unwrap();
+        let limits = common::http::get(port, "/streaming/storez").json()["limits"].clone();
+        assert_eq!(limits["max_msgs"], 10, "{limits}");
+        assert_eq!(limits["channels"]["foo.>"]["max_msgs"], 3, "{limits}");
+        assert_eq!(limits["channels"]["foo.bar.>"]["max_msgs"], 3, "{limits}");
+        assert_eq!(
+            limits["channels"]["foo.bar.>"]["max_bytes"],
+            10 << 20,
+            "{limits}"
+        );
+        assert_eq!(limits["channels"]["baz"]["max_msgs"], 0, "{limits}");
+        assert_eq!(
+            limits["channels"]["baz"]["max_bytes"], 1_024_000_000,
+            "{limits}"
+        );
+        assert!(
+            server.proc.output().contains("foo.bar.>"),
+            "the limits table is logged"
+        );
+        c.close().await.unwrap();
+    }
+}

@@ -92,6 +92,14 @@ pub struct Cli {
     #[arg(long = "max_bytes", visible_alias = "mb", value_name = "SIZE",
           value_parser = size::parse)]
     pub max_bytes: Option<u64>,
+    /// How long messages are kept, 0 = unlimited (read, not enforced yet) [default: 0s]
+    #[arg(long = "max_age", visible_alias = "ma", value_name = "DURATION",
+          value_parser = duration::parse)]
+    pub max_age: Option<Duration>,
+    /// Inactivity after which a channel is deleted, 0 = never (read, not enforced yet) [default: 0s]
+    #[arg(long = "max_inactivity", visible_alias = "mi", value_name = "DURATION",
+          value_parser = duration::parse)]
+    pub max_inactivity: Option<Duration>,
     /// Replace a duplicate durable subscription instead of rejecting it [default: false]
     #[arg(long = "replace_durable", value_name = "BOOL", num_args = 0..=1, require_equals = true,
           default_missing_value = "true", value_parser = parse_go_bool)]
@@ -258,6 +266,8 @@ impl Cli {
         put("max_subs", self.max_subs.map(Value::from));
         put("max_msgs", self.max_msgs.map(Value::from));
         put("max_bytes", self.max_bytes.map(Value::from));
+        put("max_age", duration(self.max_age));
+        put("max_inactivity", duration(self.max_inactivity));
         put("replace_durable", self.replace_durable.map(Value::from));
         put("io_batch_size", self.io_batch_size.map(Value::from));
         // NSS applies -SDV after every other flag, so it wins.

@@ -49,6 +49,8 @@ pub(super) const FLAGS: &[FlagSpec] = &[
     flag(&["msu", "max_subs"], "max_subs", Value),
     flag(&["mm", "max_msgs"], "max_msgs", Value),
     flag(&["mb", "max_bytes"], "max_bytes", Value),
+    flag(&["ma", "max_age"], "max_age", Value),
+    flag(&["mi", "max_inactivity"], "max_inactivity", Value),
     flag(&["replace_durable"], "replace_durable", Bool),
     flag(&["io_batch_size"], "io_batch_size", Value),
     flag(&["SD", "stan_debug"], "stan_debug", Bool),
@@ -172,7 +174,6 @@ pub(super) const IGNORED: &[Ignored] = &[
     ignored(&["sql_no_caching"], Bool, SQL_STORE),
     ignored(&["syslog_name"], Value, WINDOWS),
     // Features still to come.
-    ignored(&["ma", "max_age", "mi", "max_inactivity"], Value, NOT_YET),
     ignored(&["ft_group"], Value, NOT_YET),
     ignored(
         &[

@@ -219,6 +219,7 @@ impl Config {
         config
             .validate()
             .map_err(|e| locate(e, &figment, &origins))?;
+        warn_not_enforced(&config, &mut warnings);
         Ok(Loaded { config, warnings })
     }
 }
@@ -249,9 +250,35 @@ fn locate(mut e: ConfigError, figment: &Figment, files: &[FileOrigins]) -> Confi
     e
 }
 
-/// Limits an NSS file may set that stanchion does not enforce yet: reported,
-/// not silently dropped.
-const NOT_YET_KEYS: &[&str] = &["max_age", "max_inactivity", "channels"];
+/// Limits stanchion reads but does not enforce yet: reported where a file
+/// sets them, not silently dropped.
+const NOT_YET_KEYS: &[&str] = &["max_age", "max_inactivity"];
+
+/// A warning for each limit that is set (by any layer, globally or for a
+/// channel) but not enforced yet, unless the file's own warning named it.
+fn warn_not_enforced(config: &Config, warnings: &mut Vec<String>) {
+    let per_channel =
+        |f: fn(&super::limits::ChannelOverrides) -> bool| config.channels.values().any(f);
+    let set = [
+        (
+            "max_age",
+            !config.max_age.is_zero() || per_channel(|o| o.max_age.is_some_and(|d| !d.is_zero())),
+        ),
+        (
+            "max_inactivity",
+            !config.max_inactivity.is_zero()
+                || per_channel(|o| o.max_inactivity.is_some_and(|d| !d.is_zero())),
+        ),
+    ];
+    for (key, is_set) in set {
+        let named = warnings.iter().any(|w| w.contains(&format!("\"{key}\"")));
+        if is_set && !named {
+            warnings.push(format!(
+                "{key} is set but not enforced yet: no message or channel expires"
+            ));
+        }
+    }
+}
 
 /// The file layer for `path`: TOML (focused on its `[streaming]` table when
 /// it has one) for a `.toml` file, else an NSS config file, whose ignored
@@ -273,15 +300,13 @@ fn file_layer(
             file
         });
     }
-    let mut nss = nss_file::read(path)?;
+    let nss = nss_file::read(path)?;
     for key in NOT_YET_KEYS {
-        if nss.values.remove(*key).is_some() {
-            let at = match nss.origins.get(*key) {
-                Some(o) => format!("{}:{}", o.file.display(), o.line),
-                None => path.display().to_string(),
-            };
+        if let Some(o) = nss.origins.get(*key) {
             warnings.push(format!(
-                "ignoring config key {key:?} ({at}): not implemented yet"
+                "config key {key:?} ({}:{}) is read but not enforced yet",
+                o.file.display(),
+                o.line
             ));
         }
     }

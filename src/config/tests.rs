@@ -405,20 +405,54 @@ fn limits_not_enforced_yet_are_reported_with_their_line() {
     Jail::expect_with(|jail| {
         jail.create_file(
             "stan.conf",
-            "streaming {\n  store_limits {\n    max_msgs: 5\n    max_age: \"1h\"\n    max_inactivity: \"2h\"\n    channels { \"foo.>\": { max_msgs: 5 } }\n  }\n}\n",
+            "streaming {\n  store_limits {\n    max_msgs: 5\n    max_age: \"1h\"\n    max_inactivity: \"2h\"\n    channels { \"foo.>\": { max_msgs: 7 } }\n  }\n}\n",
         )?;
         let argv = ["stanchion", "-sc", "stan.conf"].map(OsString::from);
         let loaded = Config::load_reporting(argv).map_err(|e| e.to_string())?;
         assert_eq!(loaded.config.max_msgs, 5);
-        for (key, line) in [("max_age", 4), ("max_inactivity", 5), ("channels", 6)] {
+        assert_eq!(loaded.config.max_age, Duration::from_secs(3600));
+        let limits = loaded.config.store_limits().unwrap();
+        assert_eq!(limits.for_channel("foo.bar").max_msgs, 7);
+        assert_eq!(limits.for_channel("other").max_msgs, 5);
+        for (key, line) in [("max_age", 4), ("max_inactivity", 5)] {
             let wanted =
-                format!("ignoring config key \"{key}\" (stan.conf:{line}): not implemented yet");
+                format!("config key \"{key}\" (stan.conf:{line}) is read but not enforced yet");
             assert!(
                 loaded.warnings.iter().any(|w| w.ends_with(&wanted)),
                 "{wanted} missing: {:?}",
                 loaded.warnings
             );
         }
+        // From a flag too.
+        let argv = ["stanchion", "-ma", "1h"].map(OsString::from);
+        let loaded = Config::load_reporting(argv).map_err(|e| e.to_string())?;
+        assert!(
+            loaded
+                .warnings
+                .iter()
+                .any(|w| w.starts_with("max_age is set but not enforced yet")),
+            "{:?}",
+            loaded.warnings
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn invalid_per_channel_patterns_are_refused_naming_them() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "bad.conf",
+            "streaming { store_limits { channels { \"foo..bar\": { max_msgs: 1 } } } }\n",
+        )?;
+        let e = err(&["-sc", "bad.conf"]);
+        assert!(e.contains("foo..bar") && e.contains("bad.conf:1"), "{e}");
+        jail.create_file(
+            "many.conf",
+            "streaming { store_limits { max_channels: 1, channels { a: {}, b: {} } } }\n",
+        )?;
+        let e = err(&["-sc", "many.conf"]);
+        assert!(e.contains("too many channels defined (2)"), "{e}");
         Ok(())
     });
 }

@@ -62,28 +62,15 @@ struct Serverz {
 }
 
 #[derive(Serialize)]
-struct Storez {
+struct Storez<'a> {
     cluster_id: String,
     server_id: String,
     now: String,
     #[serde(rename = "type")]
     kind: &'static str,
-    limits: Limits,
+    limits: &'a crate::config::limits::StoreLimits,
     total_msgs: u64,
     total_bytes: u64,
-}
-
-/// NSS's `StoreLimits`, its embedded structs flattened in Go's order.
-#[derive(Serialize)]
-struct Limits {
-    max_channels: u32,
-    max_msgs: u64,
-    max_bytes: u64,
-    /// Nanoseconds.
-    max_age: u64,
-    max_subscriptions: u32,
-    /// Nanoseconds.
-    max_inactivity: u64,
 }
 
 #[derive(Serialize)]
@@ -381,20 +368,13 @@ async fn storez(State(view): State<ServerView>, Query(params): Params) -> Respon
         Ok(s) => s.channels,
         Err(e) => return unavailable(e),
     };
-    let config = view.config();
+    let limits = view.limits();
     let storez = Storez {
         cluster_id: view.cluster_id().to_string(),
         server_id: view.server_id().to_string(),
         now: now(),
         kind: store_type(view.store()),
-        limits: Limits {
-            max_channels: config.max_channels,
-            max_msgs: config.max_msgs,
-            max_bytes: config.max_bytes,
-            max_age: 0,
-            max_subscriptions: config.max_subs,
-            max_inactivity: 0,
-        },
+        limits: &limits,
         total_msgs: channels.iter().map(|c| c.msgs).sum(),
         total_bytes: channels.iter().map(|c| c.bytes).sum(),
     };

@@ -97,12 +97,8 @@ pub struct ChannelCtx {
     pub ack_prefix: Arc<str>,
     /// Replace a duplicate durable instead of rejecting it.
     pub replace_durable: bool,
-    /// Maximum subscriptions per channel (0 = unlimited).
-    pub max_subs: u32,
-    /// Messages kept per channel (0 = unlimited); the oldest go first.
-    pub max_msgs: u64,
-    /// Bytes kept per channel (0 = unlimited); the oldest go first.
-    pub max_bytes: u64,
+    /// The global and per-channel limits; each channel takes its own at start.
+    pub limits: Arc<crate::config::limits::StoreLimits>,
     /// Maximum publishes handled in one batch.
     pub batch: usize,
     /// Counters the monitor reads.
@@ -136,6 +132,8 @@ pub(super) struct Channel {
     pub recent: VecDeque<Entry>,
     /// Encoded size of `recent`.
     pub recent_bytes: usize,
+    /// This channel's limits: its most specific pattern's, else the global ones.
+    pub limit: crate::config::limits::Limit,
     /// Whether the "reached limits" warning was logged (once per channel).
     pub limits_warned: bool,
     pub subs: HashMap<u64, Sub>,
@@ -178,7 +176,9 @@ pub(super) fn now_ns() -> i64 {
 impl Channel {
     fn new(store: Arc<dyn ChannelStore>, ctx: ChannelCtx) -> Channel {
         let state = store.state();
+        let limit = ctx.limits.for_channel(store.name());
         Channel {
+            limit,
             name: store.name().to_string(),
             store,
             ctx,

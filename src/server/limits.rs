@@ -18,11 +18,14 @@ impl Channel {
             return;
         }
         let mut through = 0;
-        if self.ctx.max_msgs > 0 && st.msgs > self.ctx.max_msgs {
-            through = st.last - self.ctx.max_msgs;
+        if self.limit.max_msgs > 0 && st.msgs > self.limit.max_msgs {
+            through = st.last - self.limit.max_msgs;
         }
-        if self.ctx.max_bytes > 0 && st.bytes > self.ctx.max_bytes {
-            through = through.max(self.oldest_over_bytes(st.bytes - self.ctx.max_bytes).await);
+        if self.limit.max_bytes > 0 && st.bytes > self.limit.max_bytes {
+            through = through.max(
+                self.oldest_over_bytes(st.bytes - self.limit.max_bytes)
+                    .await,
+            );
         }
         if through < st.first {
             return;
@@ -36,8 +39,8 @@ impl Channel {
                 self.limits_warned = true;
                 tracing::warn!(
                     channel = %self.name,
-                    max_msgs = self.ctx.max_msgs,
-                    max_bytes = self.ctx.max_bytes,
+                    max_msgs = self.limit.max_msgs,
+                    max_bytes = self.limit.max_bytes,
                     "reached limits for channel; dropping old messages"
                 );
             }

@@ -154,7 +154,11 @@ async fn run_engine(
     open: impl FnOnce() -> Result<Arc<dyn Store>, ServerError> + Send + 'static,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let (view, queries) = view::ServerView::new(&config, Arc::new(view::Stats::default()));
+    // Validated with the configuration; checked again for callers that did not.
+    let limits = config
+        .store_limits()
+        .map_err(|e| ServerError::Internal(format!("invalid store limits: {e}")))?;
+    let (view, queries) = view::ServerView::new(&config, limits, Arc::new(view::Stats::default()));
     // The signal is seen here first: readiness turns 503, then the
     // dispatcher stops taking requests.
     let signal = CancellationToken::new();
@@ -174,6 +178,9 @@ async fn run_engine(
         .await
         .map_err(|e| ServerError::Monitor(e.to_string()))?;
     log_startup(&config, monitor.as_ref().map(|m| m.addr));
+    for line in view.limits().table() {
+        tracing::info!("{line}");
+    }
     // A long recovery still stops at once on a signal (the blocking open
     // is left to finish on its own).
     let store = tokio::select! {

@@ -104,7 +104,7 @@ impl Channel {
     }
 
     fn check_room(&self) -> Result<(), String> {
-        let max = usize::try_from(self.ctx.max_subs).unwrap_or(usize::MAX);
+        let max = usize::try_from(self.limit.max_subs).unwrap_or(usize::MAX);
         if max > 0 && self.subs.len() >= max {
             return Err(errors::TOO_MANY_SUBS.into());
         }

@@ -225,6 +225,8 @@ struct Inner {
     started: SystemTime,
     store: StoreKind,
     config: Config,
+    /// Built once from the configuration (validated before the server starts).
+    limits: Arc<crate::config::limits::StoreLimits>,
     queries: mpsc::Sender<Query>,
     /// Set once connected, for the readiness probe.
     nats: OnceLock<async_nats::Client>,
@@ -235,7 +237,11 @@ struct Inner {
 impl ServerView {
     /// A view of a server about to start with `config`; the receiver goes
     /// to the dispatcher.
-    pub(super) fn new(config: &Config, stats: Arc<Stats>) -> (ServerView, mpsc::Receiver<Query>) {
+    pub(super) fn new(
+        config: &Config,
+        limits: crate::config::limits::StoreLimits,
+        stats: Arc<Stats>,
+    ) -> (ServerView, mpsc::Receiver<Query>) {
         let (queries, rx) = mpsc::channel(QUERIES);
         let inner = Inner {
             stats,
@@ -245,6 +251,7 @@ impl ServerView {
             started: SystemTime::now(),
             store: config.store,
             config: config.clone(),
+            limits: Arc::new(limits),
             queries,
             nats: OnceLock::new(),
             turns: tokio::sync::Semaphore::new(MONITOR_CONCURRENCY),
@@ -287,9 +294,14 @@ impl ServerView {
         self.inner.store
     }
 
-    /// The configuration the server runs with (limits for `/storez`).
+    /// The configuration the server runs with.
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// The store limits, global and per channel, as built at start.
+    pub fn limits(&self) -> Arc<crate::config::limits::StoreLimits> {
+        self.inner.limits.clone()
     }
 
     /// The current phase.

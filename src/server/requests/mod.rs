@@ -139,9 +139,7 @@ pub async fn serve(setup: Setup, signal: CancellationToken) -> Result<(), Server
         committer: committer.clone(),
         ack_prefix: ack_prefix.clone().into(),
         replace_durable: config.replace_durable,
-        max_subs: config.max_subs,
-        max_msgs: config.max_msgs,
-        max_bytes: config.max_bytes,
+        limits: view.limits(),
         batch: config.io_batch_size.max(1),
         stats: stats.clone(),
     };
