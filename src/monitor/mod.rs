@@ -90,7 +90,13 @@ fn routes(view: ServerView) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::metrics))
         .merge(nss::routes())
+        .fallback(not_found)
         .with_state(view)
+}
+
+/// Go's `http.NotFound`, as NSS answers an unknown path.
+async fn not_found() -> Response {
+    text(StatusCode::NOT_FOUND, "404 page not found\n")
 }
 
 /// The process is up and serving HTTP.

@@ -12,7 +12,7 @@ use std::time::SystemTime;
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::any;
 use axum::Router;
 use serde::Serialize;
 
@@ -26,12 +26,13 @@ const DEFAULT_LIMIT: usize = 1024;
 /// The NSS routes.
 pub(super) fn routes() -> Router<ServerView> {
     Router::new()
-        .route("/streaming", get(rootz))
-        .route("/streaming/serverz", get(serverz))
-        .route("/streaming/storez", get(storez))
-        .route("/streaming/clientsz", get(clientsz))
-        .route("/streaming/channelsz", get(channelsz))
-        .route("/streaming/isFTActive", get(is_ft_active))
+        // Any method, as Go's ServeMux serves them.
+        .route("/streaming", any(rootz))
+        .route("/streaming/serverz", any(serverz))
+        .route("/streaming/storez", any(storez))
+        .route("/streaming/clientsz", any(clientsz))
+        .route("/streaming/channelsz", any(channelsz))
+        .route("/streaming/isFTActive", any(is_ft_active))
 }
 
 type Params = Query<HashMap<String, String>>;
@@ -211,14 +212,15 @@ fn respond(params: &HashMap<String, String>, content: &impl Serialize) -> Respon
             )
         }
     };
-    let cors = (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*");
+    // No CORS header: PROTOCOL.md lists one, but the reference (v0.23.2)
+    // sends none.
     match params.get("callback").filter(|c| !c.is_empty()) {
         Some(callback) => (
-            [(header::CONTENT_TYPE, "application/javascript"), cors],
+            [(header::CONTENT_TYPE, "application/javascript")],
             format!("{callback}({json})"),
         )
             .into_response(),
-        None => ([(header::CONTENT_TYPE, "application/json"), cors], json).into_response(),
+        None => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
     }
 }
 

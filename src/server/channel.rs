@@ -101,6 +101,11 @@ pub struct ChannelCtx {
     pub limits: Arc<crate::config::limits::StoreLimits>,
     /// Maximum publishes handled in one batch.
     pub batch: usize,
+    /// Bytes NSS's store of this kind counts per message beyond its
+    /// encoding: 40 for the file store (record header and index entry), 0
+    /// for memory. Reported sizes and `max_bytes` use it, so that limits
+    /// fill where NSS's do.
+    pub record_overhead: u64,
     /// Counters the monitor reads.
     pub stats: Arc<super::view::Stats>,
 }

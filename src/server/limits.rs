@@ -21,11 +21,9 @@ impl Channel {
         if self.limit.max_msgs > 0 && st.msgs > self.limit.max_msgs {
             through = st.last - self.limit.max_msgs;
         }
-        if self.limit.max_bytes > 0 && st.bytes > self.limit.max_bytes {
-            through = through.max(
-                self.oldest_over_bytes(st.bytes - self.limit.max_bytes)
-                    .await,
-            );
+        let bytes = self.counted_bytes();
+        if self.limit.max_bytes > 0 && bytes > self.limit.max_bytes {
+            through = through.max(self.oldest_over_bytes(bytes - self.limit.max_bytes).await);
         }
         if through < st.first {
             return;
@@ -47,6 +45,12 @@ impl Channel {
         }
     }
 
+    /// The channel's size as NSS's store of the same kind counts it.
+    pub(super) fn counted_bytes(&self) -> u64 {
+        let overhead = self.ctx.record_overhead.saturating_mul(self.state.msgs);
+        self.state.bytes.saturating_add(overhead)
+    }
+
     /// The last sequence to drop so that at least `excess` bytes go, never
     /// the newest message.
     async fn oldest_over_bytes(&self, mut excess: u64) -> u64 {
@@ -64,7 +68,9 @@ impl Channel {
                 if excess == 0 || m.sequence >= self.state.last {
                     return through;
                 }
-                let size = u64::try_from(m.encoded_len()).unwrap_or(u64::MAX);
+                let size = u64::try_from(m.encoded_len())
+                    .unwrap_or(u64::MAX)
+                    .saturating_add(self.ctx.record_overhead);
                 excess = excess.saturating_sub(size);
                 through = m.sequence;
                 seq = m.sequence + 1;

@@ -449,7 +449,13 @@ impl Channel {
                     client_id: s.client_id.clone(),
                     inbox: s.inbox.clone(),
                     ack_inbox: s.ack_inbox.clone(),
-                    durable_name: s.durable_name.clone(),
+                    // NSS shows a durable queue group by its queue name
+                    // (`durable:group`) alone.
+                    durable_name: if s.q_group.is_empty() {
+                        s.durable_name.clone()
+                    } else {
+                        String::new()
+                    },
                     queue_name: s.q_group.clone(),
                     is_durable: s.is_durable,
                     is_offline: sub.is_offline(),
@@ -457,7 +463,9 @@ impl Channel {
                     ack_wait: s.ack_wait_in_secs,
                     last_sent: s.last_sent,
                     pending_count: sub.pending.len(),
-                    is_stalled: !sub.is_offline() && !sub.has_room(),
+                    // As NSS keeps it: MaxInFlight reached, online or not.
+                    is_stalled: sub.pending.len()
+                        >= usize::try_from(s.max_in_flight).unwrap_or(usize::MAX),
                 };
                 (*id, snapshot)
             })
@@ -468,7 +476,7 @@ impl Channel {
         ChannelSnapshot {
             name: self.name.clone(),
             msgs: self.state.msgs,
-            bytes: self.state.bytes,
+            bytes: self.counted_bytes(),
             first_seq: if self.state.msgs == 0 {
                 0
             } else {

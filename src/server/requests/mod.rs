@@ -42,6 +42,10 @@ use lifecycle::DupProbe;
 /// unless more than this many are queued.
 const BARRIER_DRAIN: usize = 1 << 20;
 
+/// What NSS's file store counts per message beyond its encoding: an 8-byte
+/// record header and a 32-byte index record (`msgRecordOverhead`).
+const FILE_RECORD_OVERHEAD: u64 = 40;
+
 /// Depth of the liveness and probe report queues; reporters wait when full.
 const REPORTS: usize = 1024;
 
@@ -141,6 +145,10 @@ pub async fn serve(setup: Setup, signal: CancellationToken) -> Result<(), Server
         replace_durable: config.replace_durable,
         limits: view.limits(),
         batch: config.io_batch_size.max(1),
+        record_overhead: match config.store {
+            crate::config::StoreKind::Sled => FILE_RECORD_OVERHEAD,
+            crate::config::StoreKind::Memory => 0,
+        },
         stats: stats.clone(),
     };
     let (probe_tx, mut probe_rx) = mpsc::channel(REPORTS);
