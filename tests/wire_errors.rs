@@ -275,6 +275,22 @@ async fn publish_errors_carry_the_guid_and_reference_text() {
             },
         ),
         (
+            "slash, refused as NSS 0.25 refuses it",
+            PubMsg {
+                subject: "foo/bar".into(),
+                guid: "g3s".into(),
+                ..base.clone()
+            },
+        ),
+        (
+            "trailing dot",
+            PubMsg {
+                subject: "foo.".into(),
+                guid: "g3t".into(),
+                ..base.clone()
+            },
+        ),
+        (
             "unknown connID",
             PubMsg {
                 conn_id: Bytes::from_static(b"nope"),
