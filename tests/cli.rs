@@ -2,9 +2,10 @@
 //! and configuration errors, with their exit codes. None of these start the
 //! server, so no nats-server is needed.
 
-use std::io::Read;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
+
+use std::process::{Command, Output};
+use std::time::Duration;
 
 /// How long a run that never starts the server may take.
 const EXIT_WITHIN: Duration = Duration::from_secs(10);
@@ -22,49 +23,7 @@ fn stanchion(args: &[&str], env: &[(&str, &str)]) -> Output {
     for (key, value) in env {
         cmd.env(key, value);
     }
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("run stanchion");
-    let stdout = drain(child.stdout.take());
-    let stderr = drain(child.stderr.take());
-    let deadline = Instant::now() + EXIT_WITHIN;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for stanchion") {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let stdout = stdout.join().expect("stdout");
-    let stderr = stderr.join().expect("stderr");
-    match status {
-        Some(status) => Output {
-            status,
-            stdout,
-            stderr,
-        },
-        None => panic!(
-            "stanchion {args:?} still running after {EXIT_WITHIN:?}; killed. stderr:\n{}",
-            text(&stderr)
-        ),
-    }
-}
-
-/// Reads `pipe` to its end on a thread, so that a full pipe cannot stall
-/// the child.
-fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> std::thread::JoinHandle<Vec<u8>> {
-    std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        if let Some(mut pipe) = pipe {
-            let _ = pipe.read_to_end(&mut bytes);
-        }
-        bytes
-    })
+    common::exit::run_to_exit(cmd, EXIT_WITHIN)
 }
 
 fn text(bytes: &[u8]) -> String {

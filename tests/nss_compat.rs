@@ -6,9 +6,8 @@
 
 mod common;
 
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use common::http::{get, wait_for_status};
 use common::*;
@@ -158,34 +157,10 @@ const EXIT_WITHIN: Duration = Duration::from_secs(10);
 /// Runs `cmd` to its exit, which must come within [`EXIT_WITHIN`]: a
 /// configuration that became valid would open the store and retry its
 /// NATS URL forever. Returns the exit code and stderr.
-fn run_bounded(mut cmd: Command) -> (Option<i32>, String) {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let mut pipe = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = pipe.read_to_string(&mut text);
-        text
-    });
-    let deadline = Instant::now() + EXIT_WITHIN;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let stderr = reader.join().unwrap();
-    match status {
-        Some(status) => (status.code(), stderr),
-        None => panic!("{cmd:?} still running after {EXIT_WITHIN:?}; killed. stderr:\n{stderr}"),
-    }
+fn run_bounded(cmd: Command) -> (Option<i32>, String) {
+    let out = common::exit::run_to_exit(cmd, EXIT_WITHIN);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code(), stderr)
 }
 
 /// Runs the binary to completion with a config file of `text`.
