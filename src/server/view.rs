@@ -224,7 +224,6 @@ struct Inner {
     cluster_id: String,
     started: SystemTime,
     store: StoreKind,
-    config: Config,
     /// Built once from the configuration (validated before the server starts).
     limits: Arc<crate::config::limits::StoreLimits>,
     queries: mpsc::Sender<Query>,
@@ -250,7 +249,6 @@ impl ServerView {
             cluster_id: config.cluster_id.clone(),
             started: SystemTime::now(),
             store: config.store,
-            config: config.clone(),
             limits: Arc::new(limits),
             queries,
             nats: OnceLock::new(),
@@ -292,11 +290,6 @@ impl ServerView {
     /// The store type.
     pub fn store(&self) -> StoreKind {
         self.inner.store
-    }
-
-    /// The configuration the server runs with.
-    pub fn config(&self) -> &Config {
-        &self.inner.config
     }
 
     /// The store limits, global and per channel, as built at start.
