@@ -18,12 +18,18 @@ use prost::Message as _;
 use stanchion::client::{Connection, Options, StartAt, SubscriptionOptions};
 use stanchion::protocol::pb::{ConnectRequest, ConnectResponse, PubAck, PubMsg};
 
+mod disk;
+mod recovery;
+
 /// What the echo responder prints once it listens.
 const ECHO_READY: &str = "echo responder ready";
 
 #[derive(Parser, Debug, Clone)]
 #[command(about = "Benchmark a STAN server against an echo ceiling on the same nats-server")]
 struct Args {
+    /// A long-running scenario instead of the throughput run.
+    #[command(subcommand)]
+    scenario: Option<Scenario>,
     /// NATS server URL.
     #[arg(long, default_value = "nats://127.0.0.1:4222")]
     url: String,
@@ -72,9 +78,23 @@ struct Args {
     echo_responder: Option<String>,
 }
 
+/// Scenarios with their own flags.
+#[derive(clap::Subcommand, Debug, Clone)]
+enum Scenario {
+    /// Store directory size over time under retention limits.
+    Disk(disk::Args),
+    /// Restart time, RSS and catch-up rate of a large store.
+    Recovery(recovery::Args),
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    match args.scenario.clone() {
+        Some(Scenario::Disk(a)) => return disk::run(a).await,
+        Some(Scenario::Recovery(a)) => return recovery::run(a).await,
+        None => {}
+    }
     if let Some(cluster_id) = &args.echo_responder {
         return echo_responder(&args.url, cluster_id).await;
     }
