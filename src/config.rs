@@ -185,11 +185,11 @@ pub struct Config {
     /// Maximum bytes kept per channel (0 = unlimited).
     #[serde(with = "size::serde_size")]
     pub max_bytes: u64,
-    /// How long messages are kept (0 = no limit). Read, not enforced yet.
+    /// How long messages are kept (0 = no limit).
     #[serde(with = "duration::serde_go")]
     pub max_age: Duration,
     /// How long a channel without subscriptions or new messages is kept
-    /// (0 = no limit). Read, not enforced yet.
+    /// (0 = no limit).
     #[serde(with = "duration::serde_go")]
     pub max_inactivity: Duration,
     /// Per-channel limits by channel pattern, from the config file's

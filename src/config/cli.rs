@@ -92,11 +92,11 @@ pub struct Cli {
     #[arg(long = "max_bytes", visible_alias = "mb", value_name = "SIZE",
           value_parser = size::parse)]
     pub max_bytes: Option<u64>,
-    /// How long messages are kept, 0 = unlimited (read, not enforced yet) [default: 0s]
+    /// How long messages are kept, 0 = unlimited [default: 0s]
     #[arg(long = "max_age", visible_alias = "ma", value_name = "DURATION",
           value_parser = duration::parse)]
     pub max_age: Option<Duration>,
-    /// Inactivity after which a channel is deleted, 0 = never (read, not enforced yet) [default: 0s]
+    /// Inactivity after which a channel without subscriptions or new messages is deleted, 0 = never [default: 0s]
     #[arg(long = "max_inactivity", visible_alias = "mi", value_name = "DURATION",
           value_parser = duration::parse)]
     pub max_inactivity: Option<Duration>,

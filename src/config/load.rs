@@ -219,7 +219,6 @@ impl Config {
         config
             .validate()
             .map_err(|e| locate(e, &figment, &origins))?;
-        warn_not_enforced(&config, &mut warnings);
         Ok(Loaded { config, warnings })
     }
 }
@@ -250,36 +249,6 @@ fn locate(mut e: ConfigError, figment: &Figment, files: &[FileOrigins]) -> Confi
     e
 }
 
-/// Limits stanchion reads but does not enforce yet: reported where a file
-/// sets them, not silently dropped.
-const NOT_YET_KEYS: &[&str] = &["max_age", "max_inactivity"];
-
-/// A warning for each limit that is set (by any layer, globally or for a
-/// channel) but not enforced yet, unless the file's own warning named it.
-fn warn_not_enforced(config: &Config, warnings: &mut Vec<String>) {
-    let per_channel =
-        |f: fn(&super::limits::ChannelOverrides) -> bool| config.channels.values().any(f);
-    let set = [
-        (
-            "max_age",
-            !config.max_age.is_zero() || per_channel(|o| o.max_age.is_some_and(|d| !d.is_zero())),
-        ),
-        (
-            "max_inactivity",
-            !config.max_inactivity.is_zero()
-                || per_channel(|o| o.max_inactivity.is_some_and(|d| !d.is_zero())),
-        ),
-    ];
-    for (key, is_set) in set {
-        let named = warnings.iter().any(|w| w.contains(&format!("\"{key}\"")));
-        if is_set && !named {
-            warnings.push(format!(
-                "{key} is set but not enforced yet: no message or channel expires"
-            ));
-        }
-    }
-}
-
 /// The file layer for `path`: TOML (focused on its `[streaming]` table when
 /// it has one) for a `.toml` file, else an NSS config file, whose ignored
 /// keys join `warnings` and whose origins join `origins`.
@@ -301,15 +270,6 @@ fn file_layer(
         });
     }
     let nss = nss_file::read(path)?;
-    for key in NOT_YET_KEYS {
-        if let Some(o) = nss.origins.get(*key) {
-            warnings.push(format!(
-                "config key {key:?} ({}:{}) is read but not enforced yet",
-                o.file.display(),
-                o.line
-            ));
-        }
-    }
     for ignored in &nss.ignored {
         warnings.push(format!(
             "ignoring config key {:?} ({}:{}): {}",

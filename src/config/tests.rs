@@ -401,39 +401,29 @@ fn help_and_version_are_args_errors() {
 }
 
 #[test]
-fn limits_not_enforced_yet_are_reported_with_their_line() {
+fn age_and_inactivity_limits_are_read_from_the_file_without_warnings() {
     Jail::expect_with(|jail| {
         jail.create_file(
             "stan.conf",
-            "streaming {\n  store_limits {\n    max_msgs: 5\n    max_age: \"1h\"\n    max_inactivity: \"2h\"\n    channels { \"foo.>\": { max_msgs: 7 } }\n  }\n}\n",
+            "streaming {\n  store_limits {\n    max_msgs: 5\n    max_age: \"1h\"\n    max_inactivity: \"2h\"\n    channels { \"foo.>\": { max_msgs: 7, max_age: \"1m\" } }\n  }\n}\n",
         )?;
         let argv = ["stanchion", "-sc", "stan.conf"].map(OsString::from);
         let loaded = Config::load_reporting(argv).map_err(|e| e.to_string())?;
         assert_eq!(loaded.config.max_msgs, 5);
         assert_eq!(loaded.config.max_age, Duration::from_secs(3600));
+        assert_eq!(loaded.config.max_inactivity, Duration::from_secs(7200));
         let limits = loaded.config.store_limits().unwrap();
         assert_eq!(limits.for_channel("foo.bar").max_msgs, 7);
-        assert_eq!(limits.for_channel("other").max_msgs, 5);
-        for (key, line) in [("max_age", 4), ("max_inactivity", 5)] {
-            let wanted =
-                format!("config key \"{key}\" (stan.conf:{line}) is read but not enforced yet");
-            assert!(
-                loaded.warnings.iter().any(|w| w.ends_with(&wanted)),
-                "{wanted} missing: {:?}",
-                loaded.warnings
-            );
-        }
-        // From a flag too.
-        let argv = ["stanchion", "-ma", "1h"].map(OsString::from);
-        let loaded = Config::load_reporting(argv).map_err(|e| e.to_string())?;
-        assert!(
-            loaded
-                .warnings
-                .iter()
-                .any(|w| w.starts_with("max_age is set but not enforced yet")),
-            "{:?}",
-            loaded.warnings
+        assert_eq!(
+            limits.for_channel("foo.bar").max_age,
+            Duration::from_secs(60)
         );
+        assert_eq!(
+            limits.for_channel("foo.bar").max_inactivity,
+            Duration::from_secs(7200)
+        );
+        assert_eq!(limits.for_channel("other").max_msgs, 5);
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
         Ok(())
     });
 }

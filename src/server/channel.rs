@@ -68,6 +68,12 @@ pub enum ChannelCmd {
         /// Where the snapshot goes.
         reply: oneshot::Sender<super::view::ChannelSnapshot>,
     },
+    /// The dispatcher deletes the channel if it is still idle
+    /// (`max_inactivity`): answered true, and the owner stops.
+    Retire {
+        /// Whether the channel agreed.
+        reply: oneshot::Sender<bool>,
+    },
     /// A client is gone: its subscriptions close as if it had sent Close.
     ClientClosed {
         /// The departed client.
@@ -108,6 +114,8 @@ pub struct ChannelCtx {
     pub record_overhead: u64,
     /// Counters the monitor reads.
     pub stats: Arc<super::view::Stats>,
+    /// Where channels idle for `max_inactivity` report their name.
+    pub idle_tx: mpsc::Sender<String>,
 }
 
 /// A message ready to send: its sequence and canonical encoding.
@@ -152,6 +160,12 @@ pub(super) struct Channel {
     pub dirty: HashSet<u64>,
     /// The earliest redelivery deadline, if anything is pending.
     pub next_deadline: Option<Instant>,
+    /// When the next `max_age` expiry pass is due, if messages are stored.
+    pub next_expiry: Option<Instant>,
+    /// Since when no subscription has been online (with `max_inactivity`).
+    pub idle_since: Option<Instant>,
+    /// When to look whether the channel has been idle long enough.
+    pub idle_check: Option<Instant>,
 }
 
 /// Starts the owner task of a channel recovered from (or just created in) the store.
@@ -200,6 +214,9 @@ impl Channel {
             updates: Vec::new(),
             dirty: HashSet::new(),
             next_deadline: None,
+            next_expiry: None,
+            idle_since: None,
+            idle_check: None,
         }
     }
 
@@ -213,6 +230,8 @@ impl Channel {
         }
         // Limits lowered since the last run apply before anything is served.
         self.enforce_limits().await;
+        self.expire_all().await;
+        self.refresh_idle();
         // Recovered pending messages go out before anything new.
         self.redeliver_expired(Instant::now()).await;
         self.deliver().await;
@@ -220,17 +239,18 @@ impl Channel {
 
         let mut cmds = Vec::with_capacity(self.ctx.batch);
         loop {
-            let deadline = self.next_deadline;
+            let (deadline, expiry, idle) = (self.next_deadline, self.next_expiry, self.idle_check);
             tokio::select! {
                 n = rx.recv_many(&mut cmds, self.ctx.batch) => {
-                    if n == 0 {
+                    if n == 0 || !self.handle(&mut cmds).await {
                         break;
                     }
-                    self.handle(&mut cmds).await;
                 }
                 () = sleep_until(deadline), if deadline.is_some() => {
                     self.redeliver_expired(Instant::now()).await;
                 }
+                () = sleep_until(expiry), if expiry.is_some() => self.expire().await,
+                () = sleep_until(idle), if idle.is_some() => self.check_idle(),
             }
             self.deliver().await;
             self.write_sub_updates().await;
@@ -238,7 +258,8 @@ impl Channel {
         tracing::debug!(channel = %self.name, "channel owner stopped");
     }
 
-    async fn handle(&mut self, cmds: &mut Vec<ChannelCmd>) {
+    /// Handles a batch of commands; false once the channel has retired.
+    async fn handle(&mut self, cmds: &mut Vec<ChannelCmd>) -> bool {
         let mut pubs = Vec::new();
         for cmd in cmds.drain(..) {
             match cmd {
@@ -251,16 +272,30 @@ impl Channel {
                     // Publishes received before a control request take effect before it.
                     self.commit(&mut pubs).await;
                     match other {
-                        ChannelCmd::Subscribe { req, reply } => self.subscribe(req, reply).await,
+                        ChannelCmd::Subscribe { req, reply } => {
+                            self.subscribe(req, reply).await;
+                            self.refresh_idle();
+                        }
                         ChannelCmd::Unsubscribe { req, close, reply } => {
-                            self.unsubscribe(req, close, reply).await
+                            self.unsubscribe(req, close, reply).await;
+                            self.refresh_idle();
                         }
                         ChannelCmd::ClientClosed { client_id, done } => {
                             self.client_closed(&client_id);
+                            self.refresh_idle();
                             self.write_sub_updates().await;
                             let _ = done.send(());
                         }
                         ChannelCmd::Wake => self.redeliver_expired(Instant::now()).await,
+                        ChannelCmd::Retire { reply } => {
+                            let retire = self.agrees_to_retire();
+                            let _ = reply.send(retire);
+                            if retire {
+                                // Nothing follows a retire but monitor
+                                // questions, which then go unanswered.
+                                return false;
+                            }
+                        }
                         ChannelCmd::Publish { .. }
                         | ChannelCmd::Ack { .. }
                         | ChannelCmd::Snapshot { .. } => unreachable!(),
@@ -269,6 +304,7 @@ impl Channel {
             }
         }
         self.commit(&mut pubs).await;
+        true
     }
 
     /// Stores a batch of publishes with one write and one durable flush,
@@ -308,6 +344,8 @@ impl Channel {
             // with it, or every later append would be out of order.
             self.last_timestamp = ts;
             self.state = self.store.state();
+            self.note_publish();
+            self.arm_expiry(Some(ts));
             for e in entries {
                 self.recent_bytes += e.encoded.len();
                 self.recent.push_back(e);

@@ -1,38 +1,46 @@
-//! Retention limits of a channel: the oldest messages go once the channel
-//! holds more than `max_msgs` messages or `max_bytes` bytes; the newest
-//! message is always kept. Subscriptions with a removed message pending
-//! treat it as acknowledged when its redelivery finds it gone.
+//! Retention limits of a channel, applied by its owner: past `max_msgs`
+//! or `max_bytes` the oldest messages go after each committed batch (the
+//! newest is always kept); past `max_age` messages expire from a timer,
+//! the newest too, a bounded number per pass so that a huge backlog never
+//! holds up the channel's publishes for long. Both apply at start, before
+//! anything is served. A pending message that was removed leaves its
+//! subscription's pending set when its redelivery finds it gone.
 
-use prost::Message;
+use std::time::{Duration, Instant};
 
-use super::channel::Channel;
+use super::channel::{now_ns, Channel};
+use crate::store::retention::{self, SizeLimits};
 
-/// Messages read at once while measuring how many old ones exceed `max_bytes`.
-const SCAN: usize = 256;
+/// Most messages one expiry pass removes; the next pass follows at once
+/// (after the commands queued meanwhile) while more are expired.
+const EXPIRE_PASS: u64 = 100_000;
+
+/// When an expiry pass failed (logged), the next try comes after this, as in NSS.
+const EXPIRE_RETRY: Duration = Duration::from_secs(5);
 
 impl Channel {
-    /// Drops the oldest messages past the channel's limits.
+    /// Drops the oldest messages past the channel's count and byte limits.
     pub(super) async fn enforce_limits(&mut self) {
-        let st = self.state;
-        if st.msgs <= 1 {
+        let limits = SizeLimits {
+            max_msgs: self.limit.max_msgs,
+            max_bytes: self.limit.max_bytes,
+            overhead: self.ctx.record_overhead,
+        };
+        if self.state.msgs <= 1 || (limits.max_msgs == 0 && limits.max_bytes == 0) {
             return;
         }
-        let mut through = 0;
-        if self.limit.max_msgs > 0 && st.msgs > self.limit.max_msgs {
-            through = st.last - self.limit.max_msgs;
-        }
-        let bytes = self.counted_bytes();
-        if self.limit.max_bytes > 0 && bytes > self.limit.max_bytes {
-            through = through.max(self.oldest_over_bytes(bytes - self.limit.max_bytes).await);
-        }
-        if through < st.first {
+        if self.state.msgs <= limits.max_msgs
+            && (limits.max_bytes == 0 || self.counted_bytes() <= limits.max_bytes)
+        {
             return;
         }
         let removed = self
-            .on_store("removing old messages", move |s| s.remove_through(through))
+            .on_store("removing old messages", move |s| {
+                retention::enforce_size(s, limits)
+            })
             .await;
-        if removed.is_ok() {
-            self.state = self.store.state();
+        if let Ok(Some(through)) = removed {
+            self.removed_through(through);
             if !self.limits_warned {
                 self.limits_warned = true;
                 tracing::warn!(
@@ -45,37 +53,79 @@ impl Channel {
         }
     }
 
+    /// Removes messages older than `max_age` (one bounded pass) and arms
+    /// the next pass for when the oldest one left reaches that age.
+    pub(super) async fn expire(&mut self) {
+        self.next_expiry = None;
+        let Some(max_age) = age_ns(self.limit.max_age) else {
+            return;
+        };
+        if self.state.msgs == 0 {
+            return;
+        }
+        let now = now_ns();
+        let cutoff = now.saturating_sub(max_age);
+        let pass = self
+            .on_store("expiring messages", move |s| {
+                retention::expire(s, cutoff, EXPIRE_PASS)
+            })
+            .await;
+        let Ok(pass) = pass else {
+            self.next_expiry = Some(Instant::now() + EXPIRE_RETRY);
+            return;
+        };
+        if let Some(through) = pass.removed_through {
+            self.removed_through(through);
+            tracing::debug!(channel = %self.name, through, "expired messages");
+        }
+        self.arm_expiry(pass.oldest);
+    }
+
+    /// Expires at start everything already past `max_age`, before the
+    /// channel serves anyone.
+    pub(super) async fn expire_all(&mut self) {
+        loop {
+            self.expire().await;
+            match self.next_expiry {
+                Some(at) if at <= Instant::now() && self.state.msgs > 0 => {}
+                _ => return,
+            }
+        }
+    }
+
+    /// Arms the expiry timer for the oldest stored message's timestamp
+    /// (ns), unless one is armed already or no age limit applies.
+    pub(super) fn arm_expiry(&mut self, oldest: Option<i64>) {
+        let (Some(max_age), Some(oldest)) = (age_ns(self.limit.max_age), oldest) else {
+            return;
+        };
+        if self.next_expiry.is_some() {
+            return;
+        }
+        let wait = oldest.saturating_add(max_age).saturating_sub(now_ns());
+        let wait = Duration::from_nanos(u64::try_from(wait).unwrap_or(0));
+        self.next_expiry = Some(Instant::now() + wait);
+    }
+
+    /// Brings the owner's view in step with a removal through `through`:
+    /// the counts, and the recent messages kept for live delivery.
+    fn removed_through(&mut self, through: u64) {
+        self.state = self.store.state();
+        while self.recent.front().is_some_and(|e| e.seq <= through) {
+            if let Some(old) = self.recent.pop_front() {
+                self.recent_bytes -= old.encoded.len();
+            }
+        }
+    }
+
     /// The channel's size as NSS's store of the same kind counts it.
     pub(super) fn counted_bytes(&self) -> u64 {
         let overhead = self.ctx.record_overhead.saturating_mul(self.state.msgs);
         self.state.bytes.saturating_add(overhead)
     }
+}
 
-    /// The last sequence to drop so that at least `excess` bytes go, never
-    /// the newest message.
-    async fn oldest_over_bytes(&self, mut excess: u64) -> u64 {
-        let mut through = 0;
-        let mut seq = self.state.first;
-        while excess > 0 && seq < self.state.last {
-            let chunk = match self
-                .on_store("reading old messages", move |s| s.range(seq, SCAN))
-                .await
-            {
-                Ok(chunk) if !chunk.is_empty() => chunk,
-                _ => break,
-            };
-            for m in chunk {
-                if excess == 0 || m.sequence >= self.state.last {
-                    return through;
-                }
-                let size = u64::try_from(m.encoded_len())
-                    .unwrap_or(u64::MAX)
-                    .saturating_add(self.ctx.record_overhead);
-                excess = excess.saturating_sub(size);
-                through = m.sequence;
-                seq = m.sequence + 1;
-            }
-        }
-        through
-    }
+/// An age limit in nanoseconds; `None` when there is none.
+fn age_ns(max_age: Duration) -> Option<i64> {
+    (!max_age.is_zero()).then(|| i64::try_from(max_age.as_nanos()).unwrap_or(i64::MAX))
 }

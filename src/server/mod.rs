@@ -10,6 +10,7 @@ mod client_log;
 mod clients;
 mod committer;
 mod delivery;
+mod idle;
 mod limits;
 mod liveness;
 pub mod nats_connect;

@@ -168,7 +168,7 @@ pub struct ChannelSnapshot {
     pub msgs: u64,
     /// Their bytes.
     pub bytes: u64,
-    /// Oldest stored sequence (0 when empty).
+    /// Oldest stored sequence (0 when nothing was ever stored; `last + 1` once emptied).
     pub first_seq: u64,
     /// Newest sequence.
     pub last_seq: u64,
@@ -394,16 +394,20 @@ impl ServerView {
                 .filter(|(name, _)| wanted(name))
                 .map(|(_, handle)| async move {
                     let (tx, rx) = oneshot::channel();
-                    handle
-                        .tx
-                        .try_send(ChannelCmd::Snapshot { reply: tx })
-                        .map_err(|_| Unavailable)?;
-                    rx.await.map_err(|_| Unavailable)
+                    // A channel deleted since the registry was read is left out.
+                    match handle.tx.try_send(ChannelCmd::Snapshot { reply: tx }) {
+                        Ok(()) => Ok(rx.await.ok()),
+                        Err(mpsc::error::TrySendError::Closed(_)) => Ok(None),
+                        Err(mpsc::error::TrySendError::Full(_)) => Err(Unavailable),
+                    }
                 });
-            let mut channels = join_all(asks)
+            let mut channels: Vec<ChannelSnapshot> = join_all(asks)
                 .await
                 .into_iter()
-                .collect::<Result<Vec<_>, _>>()?;
+                .collect::<Result<Vec<_>, _>>()?
+                .into_iter()
+                .flatten()
+                .collect();
             channels.sort_by(|a, b| a.name.cmp(&b.name));
             let mut clients = registry.clients;
             clients.sort_by(|a, b| a.id.cmp(&b.id));
@@ -470,10 +474,11 @@ impl Channel {
             name: self.name.clone(),
             msgs: self.state.msgs,
             bytes: self.counted_bytes(),
-            first_seq: if self.state.msgs == 0 {
-                0
-            } else {
-                self.state.first
+            // As NSS counts it: an emptied log's first is the next sequence.
+            first_seq: match (self.state.msgs, self.state.last) {
+                (_, 0) => 0,
+                (0, last) => last + 1,
+                _ => self.state.first,
             },
             last_seq: self.state.last,
             subs,

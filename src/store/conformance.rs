@@ -20,6 +20,7 @@ use super::{
 use crate::protocol::pb::MsgProto;
 
 mod model;
+mod retention;
 mod sled_only;
 mod sled_records;
 mod sled_segments;

@@ -9,6 +9,7 @@ mod codec;
 mod memory;
 mod msg_index;
 mod msg_record;
+pub mod retention;
 mod segments;
 mod sled_channel;
 mod sled_store;

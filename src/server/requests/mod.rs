@@ -8,8 +8,10 @@
 //!
 //! Here: the loop, publishes, acks, the monitor's queries and channel
 //! creation; `lifecycle` has connect, ping, close and heartbeat expiry,
-//! `subscriptions` the subscription requests.
+//! `subscriptions` the subscription requests, `idle` the deletion of
+//! channels idle for `max_inactivity`.
 
+mod idle;
 mod lifecycle;
 mod subscriptions;
 
@@ -99,6 +101,7 @@ enum Input {
     Query(Query),
     Liveness(Liveness),
     DupProbe(DupProbe),
+    IdleChannel(String),
     Publish(Message),
     Ack(Message),
     Connect(Message),
@@ -137,6 +140,7 @@ pub async fn serve(setup: Setup, signal: CancellationToken) -> Result<(), Server
     let stats = view.stats_arc();
     let committer = Committer::start(store.clone(), config.file_sync, stats.clone(), &tasks);
     let clients = Arc::new(Clients::default());
+    let (idle_tx, mut idle_rx) = mpsc::channel(REPORTS);
     let ctx = ChannelCtx {
         clients: clients.clone(),
         nats: nats.clone(),
@@ -150,6 +154,7 @@ pub async fn serve(setup: Setup, signal: CancellationToken) -> Result<(), Server
             crate::config::StoreKind::Memory => 0,
         },
         stats: stats.clone(),
+        idle_tx,
     };
     let (probe_tx, mut probe_rx) = mpsc::channel(REPORTS);
     let client_log = ClientLog::start(store.clone(), committer, &tasks);
@@ -205,6 +210,7 @@ pub async fn serve(setup: Setup, signal: CancellationToken) -> Result<(), Server
             Some(q) = queries.recv() => Input::Query(q),
             Some(report) = live_rx.recv() => Input::Liveness(report),
             Some(probe) = probe_rx.recv() => Input::DupProbe(probe),
+            Some(name) = idle_rx.recv() => Input::IdleChannel(name),
             Some(m) = inputs.publish.next() => Input::Publish(m),
             Some(m) = inputs.acks.next() => Input::Ack(m),
             Some(m) = inputs.discover.next() => Input::Connect(m),
@@ -229,6 +235,7 @@ pub async fn serve(setup: Setup, signal: CancellationToken) -> Result<(), Server
                 }
                 d.on_dup_probe(probe).await
             }
+            Input::IdleChannel(name) => d.on_idle_channel(name).await,
             Input::Publish(m) => d.on_publish(m).await,
             Input::Ack(m) => d.on_ack(m).await,
             Input::Connect(m) => {

@@ -1,6 +1,8 @@
 //! Random-operations model test: the same seeded random operations go to a
-//! sled store and to a `MemoryStore` (the model), with random restarts of
-//! the sled store, and the two must agree on everything after every step.
+//! sled store and to a `MemoryStore` (the model): appends, limit changes,
+//! expiry passes, removals, channel deletions, subscription updates, acks
+//! and random restarts of the sled store. The two must agree on everything
+//! after every step.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,6 +11,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::{client, msg, open_sled, retry_locked, sub};
+use crate::store::retention::{self, SizeLimits};
 use crate::store::{MemoryStore, ServerInfo, SledStore, Store, SubUpdate};
 
 /// Channel names the operations pick from (one with dots, as NATS allows).
@@ -28,6 +31,8 @@ struct Pair {
     clock: HashMap<&'static str, i64>,
     /// Restarts done, to check the test exercised recovery.
     restarts: usize,
+    /// Limit changes and expiry passes that removed messages.
+    trims: usize,
 }
 
 impl Pair {
@@ -62,6 +67,13 @@ impl Pair {
         self.restarts += 1;
     }
 
+    /// Counts a retention step that removed messages from `name`.
+    fn count_trim(&mut self, name: &str, before: crate::store::ChannelState) {
+        if self.model.open_channel(name).unwrap().state().msgs < before.msgs {
+            self.trims += 1;
+        }
+    }
+
     /// Applies one random operation to both stores.
     fn step(&mut self, rng: &mut StdRng) {
         let name = CHANNELS[rng.random_range(0..CHANNELS.len())];
@@ -90,7 +102,29 @@ impl Pair {
                 let batch = [msg(seq, 0, "bad")];
                 self.both("bad append", |s| s.open_channel(name)?.append(&batch));
             }
-            33..=42 => {
+            33..=35 => {
+                // A limit changed: count and byte limits trim the oldest.
+                let limits = SizeLimits {
+                    max_msgs: rng.random_range(0..8),
+                    max_bytes: rng.random_range(0..400),
+                    overhead: rng.random_range(0..2) * 40,
+                };
+                self.both("size limits", |s| {
+                    retention::enforce_size(&*s.open_channel(name)?, limits)
+                });
+                self.count_trim(name, model_state);
+            }
+            36..=38 => {
+                // An expiry pass, bounded, around the channel's timestamps.
+                let clock = *self.clock.get(name).unwrap_or(&1_000);
+                let cutoff = rng.random_range(990..=clock + 2);
+                let max = rng.random_range(0..6);
+                self.both("expire", |s| {
+                    retention::expire(&*s.open_channel(name)?, cutoff, max)
+                });
+                self.count_trim(name, model_state);
+            }
+            39..=42 => {
                 // Mostly keep at least one message, as the server does; now
                 // and then empty the log to exercise the persisted `last`.
                 let through = if rng.random_ratio(1, 8) {
@@ -190,6 +224,7 @@ fn run(seed: u64) {
         model: MemoryStore::new(),
         clock: HashMap::new(),
         restarts: 0,
+        trims: 0,
     };
     let mut rng = StdRng::seed_from_u64(seed);
     for _ in 0..STEPS {
@@ -200,6 +235,11 @@ fn run(seed: u64) {
     pair.restart(true);
     pair.check(&mut rng);
     assert!(pair.restarts > 10, "only {} restarts", pair.restarts);
+    assert!(
+        pair.trims > 10,
+        "only {} retention steps removed messages",
+        pair.trims
+    );
     let stored: u64 = CHANNELS
         .iter()
         .map(|name| pair.model.open_channel(name).unwrap().state().last)
