@@ -80,13 +80,16 @@ pub struct Cli {
     #[arg(long = "hb_fail_count", visible_alias = "hbf", value_name = "COUNT")]
     pub hb_fail_count: Option<u32>,
     /// Maximum number of channels, 0 = unlimited [default: 100]
-    #[arg(long = "max_channels", visible_alias = "mc", value_name = "COUNT")]
+    #[arg(long = "max_channels", visible_alias = "mc", value_name = "COUNT",
+          value_parser = parse_limit::<u32>)]
     pub max_channels: Option<u32>,
     /// Maximum subscriptions per channel, 0 = unlimited [default: 1000]
-    #[arg(long = "max_subs", visible_alias = "msu", value_name = "COUNT")]
+    #[arg(long = "max_subs", visible_alias = "msu", value_name = "COUNT",
+          value_parser = parse_limit::<u32>)]
     pub max_subs: Option<u32>,
     /// Maximum messages per channel, 0 = unlimited [default: 1000000]
-    #[arg(long = "max_msgs", visible_alias = "mm", value_name = "COUNT")]
+    #[arg(long = "max_msgs", visible_alias = "mm", value_name = "COUNT",
+          value_parser = parse_limit::<u64>)]
     pub max_msgs: Option<u64>,
     /// Maximum bytes per channel, 0 = unlimited [default: 1024000000]
     #[arg(long = "max_bytes", visible_alias = "mb", value_name = "SIZE",
@@ -320,6 +323,19 @@ impl Provider for FlagLayer {
     fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
         Ok(Profile::Default.collect(self.0.clone()))
     }
+}
+
+/// A limit flag: a whole number, 0 meaning unlimited; a negative one is
+/// refused saying so, not as a bad digit.
+fn parse_limit<T: TryFrom<i128>>(s: &str) -> Result<T, String> {
+    let n: i128 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a whole number (0 means unlimited)"))?;
+    if n < 0 {
+        return Err(format!("{n} is negative: limits are 0 (unlimited) or more"));
+    }
+    T::try_from(n).map_err(|_| format!("{n} is too large"))
 }
 
 #[cfg(test)]

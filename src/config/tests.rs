@@ -348,6 +348,17 @@ fn bad_values_name_the_key_and_source() {
         jail.create_file("bad3.toml", "max_msgs = -1\n")?;
         assert!(err(&["-sc", "bad3.toml"]).contains("max_msgs"));
 
+        for (flag, key) in [
+            ("-mm", "max_msgs"),
+            ("-mc", "max_channels"),
+            ("-msu", "max_subs"),
+        ] {
+            let e = err(&[flag, "-5"]);
+            assert!(e.contains(key) && e.contains("-5 is negative"), "{e}");
+        }
+        let e = err(&["-ma", "-1h"]);
+        assert!(e.contains("max_age") && e.contains("negative"), "{e}");
+
         let e = err(&["-hbi", "30"]);
         assert!(
             e.contains("--hb_interval") && e.contains("missing unit"),
