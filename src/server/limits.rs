@@ -15,6 +15,9 @@ use crate::store::retention::{self, SizeLimits};
 /// (after the commands queued meanwhile) while more are expired.
 const EXPIRE_PASS: u64 = 100_000;
 
+/// The longest an expiry pass waits to take more messages along.
+const EXPIRE_COALESCE_MAX: Duration = Duration::from_secs(1);
+
 /// When an expiry pass failed (logged), the next try comes after this, as in NSS.
 const EXPIRE_RETRY: Duration = Duration::from_secs(5);
 
@@ -78,7 +81,12 @@ impl Channel {
             self.removed_through(through);
             tracing::debug!(channel = %self.name, through, "expired messages");
         }
-        self.arm_expiry(pass.oldest);
+        if pass.oldest.is_some_and(|ts| ts <= cutoff) {
+            // The pass stopped at its bound: go on after the queued commands.
+            self.next_expiry = Some(Instant::now());
+        } else {
+            self.arm_expiry(pass.oldest);
+        }
     }
 
     /// Expires at start everything already past `max_age`, before the
@@ -104,7 +112,11 @@ impl Channel {
         }
         let wait = oldest.saturating_add(max_age).saturating_sub(now_ns());
         let wait = Duration::from_nanos(u64::try_from(wait).unwrap_or(0));
-        self.next_expiry = Some(Instant::now() + wait);
+        // Under a steady stream every batch would be due on its own: one
+        // pass per 1 % of the age (at most a second) takes them together.
+        // Messages may then outlive max_age by that much, never less.
+        let coalesce = (self.limit.max_age / 100).min(EXPIRE_COALESCE_MAX);
+        self.next_expiry = Some(Instant::now() + wait.max(coalesce));
     }
 
     /// Brings the owner's view in step with a removal through `through`:
