@@ -162,6 +162,9 @@ pub(super) struct Channel {
     pub next_deadline: Option<Instant>,
     /// When the next `max_age` expiry pass is due, if messages are stored.
     pub next_expiry: Option<Instant>,
+    /// When to flush so that segments emptied by a removal are deleted, if
+    /// no commit's flush does it first.
+    pub release_due: Option<Instant>,
     /// Since when no subscription has been online (with `max_inactivity`).
     pub idle_since: Option<Instant>,
     /// When to look whether the channel has been idle long enough.
@@ -215,6 +218,7 @@ impl Channel {
             dirty: HashSet::new(),
             next_deadline: None,
             next_expiry: None,
+            release_due: None,
             idle_since: None,
             idle_check: None,
         }
@@ -240,6 +244,7 @@ impl Channel {
         let mut cmds = Vec::with_capacity(self.ctx.batch);
         loop {
             let (deadline, expiry, idle) = (self.next_deadline, self.next_expiry, self.idle_check);
+            let release = self.release_due;
             tokio::select! {
                 n = rx.recv_many(&mut cmds, self.ctx.batch) => {
                     if n == 0 || !self.handle(&mut cmds).await {
@@ -251,6 +256,7 @@ impl Channel {
                 }
                 () = sleep_until(expiry), if expiry.is_some() => self.expire().await,
                 () = sleep_until(idle), if idle.is_some() => self.check_idle(),
+                () = sleep_until(release), if release.is_some() => self.release_space().await,
             }
             self.deliver().await;
             self.write_sub_updates().await;
@@ -366,6 +372,8 @@ impl Channel {
         // survive: at-least-once, never an ack for what might be lost.
         let error = match result {
             Ok(()) => {
+                // That flush released what earlier removals freed.
+                self.release_due = None;
                 self.enforce_limits().await;
                 self.deliver().await;
                 String::new()

@@ -3,7 +3,8 @@
 //! newest is always kept); past `max_age` messages expire from a timer,
 //! the newest too, a bounded number per pass so that a huge backlog never
 //! holds up the channel's publishes for long. Both apply at start, before
-//! anything is served. A pending message that was removed leaves its
+//! anything is served. Segment files a removal emptied are deleted by the
+//! next flush: a commit's, or one the channel asks for a second later. A pending message that was removed leaves its
 //! subscription's pending set when its redelivery finds it gone.
 
 use std::time::{Duration, Instant};
@@ -14,6 +15,10 @@ use crate::store::retention::{self, SizeLimits};
 /// Most messages one expiry pass removes; the next pass follows at once
 /// (after the commands queued meanwhile) while more are expired.
 const EXPIRE_PASS: u64 = 100_000;
+
+/// How long after a removal a flush deletes the segment files it emptied,
+/// unless a commit's flush came first (it does, under steady publishing).
+const RELEASE_DELAY: Duration = Duration::from_secs(1);
 
 /// The longest an expiry pass waits to take more messages along.
 const EXPIRE_COALESCE_MAX: Duration = Duration::from_secs(1);
@@ -123,11 +128,21 @@ impl Channel {
     /// the counts, and the recent messages kept for live delivery.
     fn removed_through(&mut self, through: u64) {
         self.state = self.store.state();
+        self.release_due
+            .get_or_insert_with(|| Instant::now() + RELEASE_DELAY);
         while self.recent.front().is_some_and(|e| e.seq <= through) {
             if let Some(old) = self.recent.pop_front() {
                 self.recent_bytes -= old.encoded.len();
             }
         }
+    }
+
+    /// Flushes the store: segment files emptied by removals are deleted
+    /// only once those removals are durable.
+    pub(super) async fn release_space(&mut self) {
+        self.release_due = None;
+        // A failure was logged by the committer; the next flush retries.
+        let _ = self.ctx.committer.flush().await;
     }
 
     /// The channel's size as NSS's store of the same kind counts it.

@@ -82,7 +82,7 @@ struct Args {
 #[derive(clap::Subcommand, Debug, Clone)]
 enum Scenario {
     /// Store directory size over time under retention limits.
-    Disk(disk::Args),
+    Disk(Box<disk::Args>),
     /// Restart time, RSS and catch-up rate of a large store.
     Recovery(recovery::Args),
 }
@@ -91,7 +91,7 @@ enum Scenario {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     match args.scenario.clone() {
-        Some(Scenario::Disk(a)) => return disk::run(a).await,
+        Some(Scenario::Disk(a)) => return disk::run(*a).await,
         Some(Scenario::Recovery(a)) => return recovery::run(a).await,
         None => {}
     }
