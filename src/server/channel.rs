@@ -28,19 +28,48 @@ const RECENT: usize = 2048;
 /// ...and at most this many bytes, per channel.
 const RECENT_BYTES: usize = 512 * 1024;
 
-/// A request for a channel's owner.
+/// Commands a channel's batch buffer keeps room for between batches.
+const KEPT_BATCH_CAPACITY: usize = 64;
+
+/// A validated publish, cut down to what the channel stores and answers
+/// with: every mailbox slot is as large as the largest command, and a
+/// burst of queued commands costs slots × that size.
+pub struct Publish {
+    /// The publisher's ID of the message, echoed in its PubAck.
+    pub guid: String,
+    /// The channel, as the publisher named it (stored with the message).
+    pub subject: String,
+    /// The message's reply subject.
+    pub reply: String,
+    /// The payload.
+    pub data: Bytes,
+}
+
+impl From<PubMsg> for Publish {
+    fn from(m: PubMsg) -> Publish {
+        Publish {
+            guid: m.guid,
+            subject: m.subject,
+            reply: m.reply,
+            data: m.data,
+        }
+    }
+}
+
+/// A request for a channel's owner. Rare, large requests are boxed to keep
+/// the mailbox slots small.
 pub enum ChannelCmd {
     /// A validated publish; `reply` gets the PubAck.
     Publish {
         /// The client's message.
-        msg: PubMsg,
+        msg: Publish,
         /// Where the PubAck goes.
         reply: Option<Subject>,
     },
     /// A validated subscription request.
     Subscribe {
         /// The client's request.
-        req: SubscriptionRequest,
+        req: Box<SubscriptionRequest>,
         /// Where the SubscriptionResponse goes.
         reply: Option<Subject>,
     },
@@ -54,7 +83,7 @@ pub enum ChannelCmd {
     /// Unsubscribe (`close` false) or subscription close (`close` true).
     Unsubscribe {
         /// The client's request.
-        req: UnsubscribeRequest,
+        req: Box<UnsubscribeRequest>,
         /// Subscription close keeps durable state.
         close: bool,
         /// Where the SubscriptionResponse goes.
@@ -241,7 +270,7 @@ impl Channel {
         self.deliver().await;
         self.write_sub_updates().await;
 
-        let mut cmds = Vec::with_capacity(self.ctx.batch);
+        let mut cmds = Vec::new();
         loop {
             let (deadline, expiry, idle) = (self.next_deadline, self.next_expiry, self.idle_check);
             let release = self.release_due;
@@ -250,6 +279,8 @@ impl Channel {
                     if n == 0 || !self.handle(&mut cmds).await {
                         break;
                     }
+                    // A burst's batch buffer is not kept for the channel's life.
+                    cmds.shrink_to(KEPT_BATCH_CAPACITY);
                 }
                 () = sleep_until(deadline), if deadline.is_some() => {
                     self.redeliver_expired(Instant::now()).await;
@@ -279,11 +310,11 @@ impl Channel {
                     self.commit(&mut pubs).await;
                     match other {
                         ChannelCmd::Subscribe { req, reply } => {
-                            self.subscribe(req, reply).await;
+                            self.subscribe(*req, reply).await;
                             self.refresh_idle();
                         }
                         ChannelCmd::Unsubscribe { req, close, reply } => {
-                            self.unsubscribe(req, close, reply).await;
+                            self.unsubscribe(*req, close, reply).await;
                             self.refresh_idle();
                         }
                         ChannelCmd::ClientClosed { client_id, done } => {
@@ -315,7 +346,7 @@ impl Channel {
 
     /// Stores a batch of publishes with one write and one durable flush,
     /// delivers them, then acknowledges them to their publishers.
-    async fn commit(&mut self, pubs: &mut Vec<(PubMsg, Option<Subject>)>) {
+    async fn commit(&mut self, pubs: &mut Vec<(Publish, Option<Subject>)>) {
         if pubs.is_empty() {
             return;
         }
@@ -524,5 +555,17 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d.into()).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ChannelCmd;
+
+    #[test]
+    fn mailbox_slots_stay_small() {
+        // A burst of acks after a restart queues up to MAILBOX commands per
+        // channel: 144 bytes a slot is 9 MB for a full mailbox.
+        assert!(std::mem::size_of::<ChannelCmd>() <= 144);
     }
 }

@@ -84,7 +84,7 @@ enum Scenario {
     /// Store directory size over time under retention limits.
     Disk(Box<disk::Args>),
     /// Restart time, RSS and catch-up rate of a large store.
-    Recovery(recovery::Args),
+    Recovery(Box<recovery::Args>),
 }
 
 #[tokio::main]
@@ -92,7 +92,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     match args.scenario.clone() {
         Some(Scenario::Disk(a)) => return disk::run(*a).await,
-        Some(Scenario::Recovery(a)) => return recovery::run(a).await,
+        Some(Scenario::Recovery(a)) => return recovery::run(*a).await,
         None => {}
     }
     if let Some(cluster_id) = &args.echo_responder {

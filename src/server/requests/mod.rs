@@ -455,7 +455,7 @@ impl Dispatcher {
         let _ = handle
             .tx
             .send(ChannelCmd::Publish {
-                msg,
+                msg: msg.into(),
                 reply: m.reply,
             })
             .await;

@@ -36,7 +36,7 @@ impl Dispatcher {
                 let _ = handle
                     .tx
                     .send(ChannelCmd::Subscribe {
-                        req,
+                        req: Box::new(req),
                         reply: m.reply,
                     })
                     .await;
@@ -89,7 +89,7 @@ impl Dispatcher {
                 let _ = handle
                     .tx
                     .send(ChannelCmd::Unsubscribe {
-                        req,
+                        req: Box::new(req),
                         close,
                         reply: m.reply,
                     })
