@@ -15,6 +15,7 @@ use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let mut args: Vec<_> = std::env::args_os().collect();
     let healthcheck = args.get(1).is_some_and(|a| a == "healthcheck");
     if healthcheck {
@@ -153,3 +154,26 @@ mod tests {
         assert_eq!(own_level("stanchion::server=trace,info"), LevelFilter::INFO);
     }
 }
+
+/// glibc gives threads that allocate at once arenas of their own (up to 8
+/// per core) and keeps what a burst freed in each of them: after a
+/// restart's redelivery storm the server held far more memory than it
+/// used. One arena per core keeps RSS near what is in use (measured with
+/// `stanchion-bench recovery`, BENCHMARKS.md). `MALLOC_ARENA_MAX` wins when set.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn limit_malloc_arenas() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
+        return;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let arenas = i32::try_from(cores).unwrap_or(i32::MAX);
+    // SAFETY: mallopt only sets a parameter of the allocator; this runs
+    // first in main, before any other thread allocates.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, arenas);
+    }
+}
+
+/// Other allocators choose for themselves.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_malloc_arenas() {}
