@@ -140,21 +140,6 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + S
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn own_level_reads_the_stanchion_directive_or_the_global_level() {
-        assert_eq!(own_level("info"), LevelFilter::INFO);
-        assert_eq!(own_level("trace"), LevelFilter::TRACE);
-        assert_eq!(own_level("warn,stanchion=trace"), LevelFilter::TRACE);
-        assert_eq!(own_level("stanchion=debug,trace"), LevelFilter::DEBUG);
-        assert_eq!(own_level("async_nats=debug"), LevelFilter::ERROR);
-        assert_eq!(own_level("stanchion::server=trace,info"), LevelFilter::INFO);
-    }
-}
-
 /// glibc gives threads that allocate at once arenas of their own (up to 8
 /// per core) and keeps what a burst freed in each of them: after a
 /// restart's redelivery storm the server held far more memory than it
@@ -177,3 +162,18 @@ fn limit_malloc_arenas() {
 /// Other allocators choose for themselves.
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn limit_malloc_arenas() {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_level_reads_the_stanchion_directive_or_the_global_level() {
+        assert_eq!(own_level("info"), LevelFilter::INFO);
+        assert_eq!(own_level("trace"), LevelFilter::TRACE);
+        assert_eq!(own_level("warn,stanchion=trace"), LevelFilter::TRACE);
+        assert_eq!(own_level("stanchion=debug,trace"), LevelFilter::DEBUG);
+        assert_eq!(own_level("async_nats=debug"), LevelFilter::ERROR);
+        assert_eq!(own_level("stanchion::server=trace,info"), LevelFilter::INFO);
+    }
+}
