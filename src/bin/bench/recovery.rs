@@ -426,13 +426,23 @@ impl Run {
             secs <= args.goal_discover_secs,
             format!("{secs:.3} s"),
         );
+        // The figure is RSS when the restarted server answers; once
+        // the redelivery burst is acked is a stricter reading, checked too.
         self.goals.check(
             &format!(
-                "{label}: RSS < {} MB right after and once redelivery settled",
+                "{label}: RSS < {} MB when discover is answered",
                 args.goal_rss_mb
             ),
-            restart.rss_after < args.goal_rss_mb && settled < args.goal_rss_mb,
-            format!("{:.1} MB after, {settled:.1} MB settled", restart.rss_after),
+            restart.rss_after < args.goal_rss_mb,
+            format!("{:.1} MB", restart.rss_after),
+        );
+        self.goals.check(
+            &format!(
+                "{label}: RSS < {} MB once redelivery settled",
+                args.goal_rss_mb
+            ),
+            settled < args.goal_rss_mb,
+            format!("{settled:.1} MB settled"),
         );
         self.goals.check(
             &format!("{label}: every pending msg redelivered (flagged) before new ones"),
