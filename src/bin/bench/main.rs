@@ -19,6 +19,7 @@ use stanchion::client::{Connection, Options, StartAt, SubscriptionOptions};
 use stanchion::protocol::pb::{ConnectRequest, ConnectResponse, PubAck, PubMsg};
 
 mod disk;
+mod latency;
 mod recovery;
 
 /// What the echo responder prints once it listens.
@@ -85,6 +86,8 @@ enum Scenario {
     Disk(Box<disk::Args>),
     /// Restart time, RSS and catch-up rate of a large store.
     Recovery(Box<recovery::Args>),
+    /// Publish → PubAck and publish → delivery latency at a steady rate.
+    Latency(Box<latency::Args>),
 }
 
 #[tokio::main]
@@ -93,6 +96,7 @@ async fn main() -> anyhow::Result<()> {
     match args.scenario.clone() {
         Some(Scenario::Disk(a)) => return disk::run(*a).await,
         Some(Scenario::Recovery(a)) => return recovery::run(*a).await,
+        Some(Scenario::Latency(a)) => return latency::run(*a).await,
         None => {}
     }
     if let Some(cluster_id) = &args.echo_responder {
