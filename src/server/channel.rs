@@ -23,7 +23,8 @@ use crate::store::{ChannelState, ChannelStore, RecoveredSub, SubUpdate};
 pub const MAILBOX: usize = 65_536;
 
 /// Messages kept encoded in memory for live subscribers, so keeping up with
-/// the head of a channel never reads the store: at most this many...
+/// the head of a channel never reads the store (a channel without an online
+/// subscription keeps none): at most this many...
 const RECENT: usize = 2048;
 /// ...and at most this many bytes, per channel.
 const RECENT_BYTES: usize = 512 * 1024;
@@ -372,7 +373,14 @@ impl Channel {
                 }
             })
             .collect();
-        let entries: Vec<Entry> = msgs.iter().map(Entry::from_msg).collect();
+        // Encoded copies are kept only for live subscribers to read; a
+        // channel without one keeps none (a later subscriber reads the store).
+        let live = self.subs.values().any(|s| !s.is_offline());
+        let entries: Vec<Entry> = if live {
+            msgs.iter().map(Entry::from_msg).collect()
+        } else {
+            Vec::new()
+        };
         let written = self
             .on_store("storing publishes", move |s| s.append(&msgs))
             .await;
@@ -383,6 +391,10 @@ impl Channel {
             self.state = self.store.state();
             self.note_publish();
             self.arm_expiry(Some(ts));
+            if !live && !self.recent.is_empty() {
+                self.recent = VecDeque::new();
+                self.recent_bytes = 0;
+            }
             for e in entries {
                 self.recent_bytes += e.encoded.len();
                 self.recent.push_back(e);
