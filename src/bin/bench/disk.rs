@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
-use stanchion::client::{Connection, Options};
+use stanchion::client::Connection;
 
 mod output;
 
@@ -175,15 +175,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         before.total as f64 / MIB
     );
 
-    let nats = async_nats::ConnectOptions::new()
-        .subscription_capacity(1 << 20)
-        .connect(&args.url)
-        .await
-        .context("connecting to NATS")?;
-    let mut opts = Options::new(&args.cluster_id, format!("bench-disk-{}", nuid::next()));
-    opts.max_pub_acks_inflight = args.max_inflight;
-    opts.connect_wait = Duration::from_secs(10);
-    let conn = Connection::connect(nats, opts).await?;
+    let id = format!("bench-disk-{}", nuid::next());
+    let wait = Duration::from_secs(10);
+    let conn =
+        crate::stan_connect(&args.url, &args.cluster_id, id, args.max_inflight, wait).await?;
     let channel = format!("{}.{}", args.channel, nuid::next());
 
     let acked = Arc::new(AtomicU64::new(0));

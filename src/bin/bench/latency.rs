@@ -14,7 +14,7 @@ use anyhow::{bail, Context};
 use bytes::{BufMut, BytesMut};
 use futures::StreamExt;
 use hdrhistogram::Histogram;
-use stanchion::client::{Connection, Options, StartAt, SubscriptionOptions};
+use stanchion::client::{Connection, StartAt, SubscriptionOptions};
 use tokio::sync::Mutex;
 
 /// Flags of this scenario.
@@ -52,15 +52,8 @@ fn histogram() -> anyhow::Result<Histogram<u64>> {
 }
 
 async fn connect(args: &Args, client_id: &str) -> anyhow::Result<Connection> {
-    let nats = async_nats::ConnectOptions::new()
-        .subscription_capacity(1 << 20)
-        .connect(&args.url)
-        .await
-        .context("connecting to NATS")?;
-    let mut opts = Options::new(&args.cluster_id, client_id);
-    opts.max_pub_acks_inflight = 1 << 16;
-    opts.connect_wait = Duration::from_secs(10);
-    Ok(Connection::connect(nats, opts).await?)
+    let wait = Duration::from_secs(10);
+    crate::stan_connect(&args.url, &args.cluster_id, client_id, 1 << 16, wait).await
 }
 
 /// Runs the scenario and prints the percentiles.

@@ -258,14 +258,28 @@ async fn run_scenario(args: &Args, cluster_id: &str, label: &str) -> anyhow::Res
 }
 
 async fn connect(args: &Args, cluster_id: &str, client_id: &str) -> anyhow::Result<Connection> {
+    let wait = Duration::from_secs(10);
+    stan_connect(&args.url, cluster_id, client_id, args.max_inflight, wait).await
+}
+
+/// A STAN connection on a NATS connection of its own, whose subscriptions
+/// buffer bursts, allowing `max_inflight` publishes without a PubAck;
+/// `connect_wait` bounds the connect request. Every scenario connects so.
+pub(crate) async fn stan_connect(
+    url: &str,
+    cluster_id: &str,
+    client_id: impl Into<String>,
+    max_inflight: usize,
+    connect_wait: Duration,
+) -> anyhow::Result<Connection> {
     let nats = async_nats::ConnectOptions::new()
         .subscription_capacity(1 << 20)
-        .connect(&args.url)
+        .connect(url)
         .await
         .context("connecting to NATS")?;
     let mut opts = Options::new(cluster_id, client_id);
-    opts.max_pub_acks_inflight = args.max_inflight;
-    opts.connect_wait = Duration::from_secs(10);
+    opts.max_pub_acks_inflight = max_inflight;
+    opts.connect_wait = connect_wait;
     Ok(Connection::connect(nats, opts).await?)
 }
 
@@ -359,12 +373,17 @@ async fn idle_clients(args: &Args, n: usize) -> anyhow::Result<()> {
 
 /// Resident set size of a process, in MB.
 fn rss_mb(pid: u32) -> anyhow::Result<f64> {
+    status_mb(pid, "VmRSS")
+}
+
+/// A size field (`VmRSS`, `VmHWM`, `RssAnon`...) of `/proc/PID/status`, in MB.
+pub(crate) fn status_mb(pid: u32, key: &str) -> anyhow::Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let kb: f64 = status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
         .and_then(|v| v.split_whitespace().next())
-        .context("VmRSS")?
+        .with_context(|| format!("{key} of {pid}"))?
         .parse()?;
     Ok(kb / 1024.0)
 }

@@ -341,17 +341,7 @@ pub(super) async fn publish(
     Ok(())
 }
 
-/// A line of /proc/PID/status (kB) in MB.
-pub(super) fn status_mb(pid: u32, key: &str) -> anyhow::Result<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
-        .and_then(|v| v.split_whitespace().next())
-        .with_context(|| format!("{key} of {pid}"))?
-        .parse()?;
-    Ok(kb / 1024.0)
-}
+pub(super) use crate::status_mb;
 
 /// Bytes of all files under `dir`.
 pub(super) fn dir_size(dir: &Path) -> u64 {

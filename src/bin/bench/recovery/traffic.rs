@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
-use stanchion::client::{Connection, Options, StartAt, SubscriptionOptions};
+use stanchion::client::{Connection, StartAt, SubscriptionOptions};
 
 use super::harness::{publish, status_mb, Server};
 use super::{Args, BIG};
@@ -43,15 +43,9 @@ pub(super) fn last_of(chans: &[Chan], name: &str) -> u64 {
 }
 
 pub(super) async fn stan(args: &Args, client_id: &str) -> anyhow::Result<Connection> {
-    let nats = async_nats::ConnectOptions::new()
-        .subscription_capacity(1 << 20)
-        .connect(&args.url)
-        .await
-        .context("connecting to NATS")?;
-    let mut opts = Options::new(&args.cluster_id, format!("{client_id}-{}", nuid::next()));
-    opts.max_pub_acks_inflight = args.max_pub_acks;
-    opts.connect_wait = Duration::from_secs(30);
-    Ok(Connection::connect(nats, opts).await?)
+    let id = format!("{client_id}-{}", nuid::next());
+    let wait = Duration::from_secs(30);
+    crate::stan_connect(&args.url, &args.cluster_id, id, args.max_pub_acks, wait).await
 }
 
 /// Fills `chans` with `--publishers` publishers taking channels in turn.
