@@ -29,17 +29,10 @@ const EXPIRE_RETRY: Duration = Duration::from_secs(5);
 impl Channel {
     /// Drops the oldest messages past the channel's count and byte limits.
     pub(super) async fn enforce_limits(&mut self) {
-        let limits = SizeLimits {
-            max_msgs: self.limit.max_msgs,
-            max_bytes: self.limit.max_bytes,
-            overhead: self.ctx.record_overhead,
-        };
-        if self.state.msgs <= 1 || (limits.max_msgs == 0 && limits.max_bytes == 0) {
-            return;
-        }
-        if self.state.msgs <= limits.max_msgs
-            && (limits.max_bytes == 0 || self.counted_bytes() <= limits.max_bytes)
-        {
+        let limits = self.size_limits();
+        // Checked here first: most commits stay within limits, and then
+        // cost no trip to the blocking pool.
+        if !limits.exceeded_by(self.state) {
             return;
         }
         let removed = self
@@ -147,8 +140,16 @@ impl Channel {
 
     /// The channel's size as NSS's store of the same kind counts it.
     pub(super) fn counted_bytes(&self) -> u64 {
-        let overhead = self.ctx.record_overhead.saturating_mul(self.state.msgs);
-        self.state.bytes.saturating_add(overhead)
+        self.size_limits().counted_bytes(self.state)
+    }
+
+    /// The channel's count and byte limits, with its store's per-message overhead.
+    fn size_limits(&self) -> SizeLimits {
+        SizeLimits {
+            max_msgs: self.limit.max_msgs,
+            max_bytes: self.limit.max_bytes,
+            overhead: self.ctx.record_overhead,
+        }
     }
 }
 

@@ -8,7 +8,7 @@
 
 use prost::Message;
 
-use super::{ChannelStore, Result};
+use super::{ChannelState, ChannelStore, Result};
 
 /// Messages read at once while measuring how many old ones exceed `max_bytes`.
 const SCAN: usize = 256;
@@ -23,6 +23,22 @@ pub struct SizeLimits {
     /// Bytes counted per message beyond its encoding (NSS's file store
     /// counts 40), so that limits fill where NSS's do.
     pub overhead: u64,
+}
+
+impl SizeLimits {
+    /// The size of a channel in `st` as these limits count it.
+    pub fn counted_bytes(&self, st: ChannelState) -> u64 {
+        st.bytes
+            .saturating_add(self.overhead.saturating_mul(st.msgs))
+    }
+
+    /// Whether a channel in `st` holds more than these limits allow; a
+    /// lone message never does, as the newest is always kept.
+    pub fn exceeded_by(&self, st: ChannelState) -> bool {
+        st.msgs > 1
+            && ((self.max_msgs > 0 && st.msgs > self.max_msgs)
+                || (self.max_bytes > 0 && self.counted_bytes(st) > self.max_bytes))
+    }
 }
 
 /// Removes the oldest messages past `limits`, never the newest; returns
@@ -47,16 +63,14 @@ pub fn enforce_size(ch: &dyn ChannelStore, limits: SizeLimits) -> Result<Option<
 /// Whatever the store's reads fail with.
 pub fn over_size(ch: &dyn ChannelStore, limits: SizeLimits) -> Result<Option<u64>> {
     let st = ch.state();
-    if st.msgs <= 1 {
+    if !limits.exceeded_by(st) {
         return Ok(None);
     }
     let mut through = 0;
     if limits.max_msgs > 0 && st.msgs > limits.max_msgs {
         through = st.last - limits.max_msgs;
     }
-    let bytes = st
-        .bytes
-        .saturating_add(limits.overhead.saturating_mul(st.msgs));
+    let bytes = limits.counted_bytes(st);
     if limits.max_bytes > 0 && bytes > limits.max_bytes {
         let excess = bytes - limits.max_bytes;
         through = through.max(oldest_holding(ch, excess, limits.overhead)?);
