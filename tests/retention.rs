@@ -22,6 +22,26 @@ struct Monitored {
     port: u16,
 }
 
+/// A fresh nats-server, and stanchion on the store `store` (in a fresh
+/// directory) with the limit flags `limits`.
+struct Fresh {
+    s: Monitored,
+    nats: Nats,
+    _dir: tempfile::TempDir,
+}
+
+async fn fresh(store: &str, limits: &[&str]) -> Fresh {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec!["-st", store];
+    args.extend_from_slice(limits);
+    Fresh {
+        s: start(&nats, &dir.path().join("data"), &args).await,
+        nats,
+        _dir: dir,
+    }
+}
+
 async fn start(nats: &Nats, data: &std::path::Path, args: &[&str]) -> Monitored {
     let port = free_port();
     let port_arg = port.to_string();
@@ -78,14 +98,7 @@ fn pending(c: &Option<serde_json::Value>) -> u64 {
 #[tokio::test]
 async fn max_age_expires_every_old_message_the_newest_too() {
     for store in STORES {
-        let nats = Nats::start();
-        let dir = tempfile::tempdir().unwrap();
-        let s = start(
-            &nats,
-            &dir.path().join("data"),
-            &["-st", store, "-ma", "2s"],
-        )
-        .await;
+        let Fresh { s, nats, _dir } = fresh(store, &["-ma", "2s"]).await;
         let c = stan(&nats, "c").await;
         let before = Instant::now();
         publish_n(&c, "foo", "m", 3).await;
@@ -117,14 +130,7 @@ async fn max_age_expires_every_old_message_the_newest_too() {
 #[tokio::test]
 async fn an_expired_pending_message_is_not_redelivered_and_leaves_pending_at_ack_wait() {
     for store in STORES {
-        let nats = Nats::start();
-        let dir = tempfile::tempdir().unwrap();
-        let s = start(
-            &nats,
-            &dir.path().join("data"),
-            &["-st", store, "-ma", "1s"],
-        )
-        .await;
+        let Fresh { s, nats, _dir } = fresh(store, &["-ma", "1s"]).await;
         let c = stan(&nats, "c").await;
         let opts = SubscriptionOptions {
             manual_acks: true,
@@ -183,14 +189,7 @@ async fn max_age_applies_at_startup_before_clients_are_served() {
 #[tokio::test]
 async fn max_inactivity_deletes_an_idle_channel_and_frees_its_name() {
     for store in STORES {
-        let nats = Nats::start();
-        let dir = tempfile::tempdir().unwrap();
-        let s = start(
-            &nats,
-            &dir.path().join("data"),
-            &["-st", store, "-mi", "1s"],
-        )
-        .await;
+        let Fresh { s, nats, _dir } = fresh(store, &["-mi", "1s"]).await;
         let c = stan(&nats, "c").await;
         // "busy" is older than "idle" but has an online subscription.
         c.publish("busy", "b").await.unwrap();
