@@ -74,6 +74,12 @@ impl Store for FaultyStore {
     fn delete_channel(&self, name: &str) -> Result<()> {
         self.inner.delete_channel(name)
     }
+    fn commit(&self) -> Result<()> {
+        if Faults::take(&self.faults.flushes) {
+            return Err(injected());
+        }
+        self.inner.commit()
+    }
     fn flush(&self) -> Result<()> {
         if Faults::take(&self.faults.flushes) {
             return Err(injected());

@@ -192,8 +192,8 @@ pub(super) struct Channel {
     pub next_deadline: Option<Instant>,
     /// When the next `max_age` expiry pass is due, if messages are stored.
     pub next_expiry: Option<Instant>,
-    /// When to flush so that segments emptied by a removal are deleted, if
-    /// no commit's flush does it first.
+    /// When to flush so that segments emptied by a removal are deleted
+    /// (a publish's commit syncs only the segment files).
     pub release_due: Option<Instant>,
     /// Since when no subscription has been online (with `max_inactivity`).
     pub idle_since: Option<Instant>,
@@ -345,7 +345,7 @@ impl Channel {
         true
     }
 
-    /// Stores a batch of publishes with one write and one durable flush,
+    /// Stores a batch of publishes with one write and one commit,
     /// delivers them, then acknowledges them to their publishers.
     async fn commit(&mut self, pubs: &mut Vec<(Publish, Option<Subject>)>) {
         if pubs.is_empty() {
@@ -407,16 +407,14 @@ impl Channel {
             }
         }
         let result = match written {
-            Ok(()) => self.ctx.committer.flush().await,
+            Ok(()) => self.ctx.committer.commit().await,
             Err(e) => Err(e),
         };
-        // Errors were logged where they happened (store write or flush).
-        // A message whose flush failed is not acknowledged, though it may
+        // Errors were logged where they happened (store write or commit).
+        // A message whose commit failed is not acknowledged, though it may
         // survive: at-least-once, never an ack for what might be lost.
         let error = match result {
             Ok(()) => {
-                // That flush released what earlier removals freed.
-                self.release_due = None;
                 self.enforce_limits().await;
                 self.deliver().await;
                 String::new()

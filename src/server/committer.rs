@@ -1,5 +1,9 @@
-//! Group commit: many channels ask for a durable flush, one fsync answers
-//! them all. While a flush runs, new requests queue and share the next one.
+//! Group commit: many channels ask for durability, one sync answers them
+//! all. While a sync runs, new requests queue and share the next one.
+//! Publishes ask for a commit (the segment files' fdatasync, one per
+//! batch); subscriptions, clients and removals ask for a full flush, which
+//! also flushes sled. A batch with any flush request is served by a flush,
+//! which covers the commits too.
 
 use std::sync::Arc;
 
@@ -12,7 +16,17 @@ use crate::store::Store;
 /// How many flush requests may wait; senders wait (backpressure) when full.
 const FLUSH_QUEUE: usize = 4096;
 
-type Waiter = oneshot::Sender<Result<(), String>>;
+/// A request: whether it needs a full flush, and where to answer.
+type Waiter = (Durability, oneshot::Sender<Result<(), String>>);
+
+/// What a request needs to be durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    /// Appended messages (`Store::commit`).
+    Messages,
+    /// Every write (`Store::flush`).
+    Everything,
+}
 
 /// With fsync off, how often the store is flushed in the background: what a
 /// machine crash can lose (a crash of stanchion alone loses nothing).
@@ -46,18 +60,32 @@ impl Committer {
         Committer { tx, sync }
     }
 
+    /// Waits until every message appended before this call is durable
+    /// (at once when fsync is off).
+    ///
+    /// # Errors
+    /// The store's error text, or a note that the committer stopped.
+    pub async fn commit(&self) -> Result<(), String> {
+        self.request(Durability::Messages).await
+    }
+
     /// Waits until every store write made before this call is durable
     /// (at once when fsync is off).
     ///
     /// # Errors
     /// The store's flush error text, or a note that the committer stopped.
     pub async fn flush(&self) -> Result<(), String> {
+        self.request(Durability::Everything).await
+    }
+
+    /// Queues a request and waits for its answer.
+    async fn request(&self, need: Durability) -> Result<(), String> {
         if !self.sync {
             return Ok(());
         }
         let tx = &self.tx;
         let (done, wait) = oneshot::channel();
-        tx.send(done)
+        tx.send((need, done))
             .await
             .map_err(|_| "store committer stopped".to_string())?;
         wait.await
@@ -65,11 +93,20 @@ impl Committer {
     }
 }
 
-/// Flushes the store on the blocking pool, timing it for the monitor.
-async fn timed_flush(store: &Arc<dyn Store>, stats: &Stats) -> Result<(), String> {
+/// Commits or flushes the store on the blocking pool, timing it for the
+/// monitor.
+async fn timed_flush(
+    store: &Arc<dyn Store>,
+    stats: &Stats,
+    need: Durability,
+) -> Result<(), String> {
     let store = store.clone();
     let started = std::time::Instant::now();
-    let result = super::blocking(move || store.flush()).await;
+    let result = super::blocking(move || match need {
+        Durability::Messages => store.commit(),
+        Durability::Everything => store.flush(),
+    })
+    .await;
     stats
         .flush_seconds
         .observe(&FLUSH_BUCKETS, started.elapsed().as_secs_f64());
@@ -82,11 +119,16 @@ async fn run(store: Arc<dyn Store>, stats: Arc<Stats>, mut rx: mpsc::Receiver<Wa
         if rx.recv_many(&mut waiters, FLUSH_QUEUE).await == 0 {
             break;
         }
-        let result = timed_flush(&store, &stats).await;
+        let need = if waiters.iter().any(|(n, _)| *n == Durability::Everything) {
+            Durability::Everything
+        } else {
+            Durability::Messages
+        };
+        let result = timed_flush(&store, &stats, need).await;
         if let Err(e) = &result {
             tracing::error!(error = %e, "store flush failed");
         }
-        for w in waiters.drain(..) {
+        for (_, w) in waiters.drain(..) {
             let _ = w.send(result.clone());
         }
     }
@@ -105,7 +147,7 @@ async fn auto_sync(store: Arc<dyn Store>, stats: Arc<Stats>, mut rx: mpsc::Recei
                 None => return,
             },
         }
-        if let Err(e) = timed_flush(&store, &stats).await {
+        if let Err(e) = timed_flush(&store, &stats, Durability::Everything).await {
             tracing::error!(error = %e, "background store flush failed");
         }
     }

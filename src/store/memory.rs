@@ -92,6 +92,10 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    fn commit(&self) -> Result<()> {
+        Ok(())
+    }
+
     fn flush(&self) -> Result<()> {
         Ok(())
     }

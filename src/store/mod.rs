@@ -10,6 +10,7 @@ mod memory;
 mod msg_index;
 mod msg_record;
 pub mod retention;
+mod segment_io;
 mod segments;
 mod sled_channel;
 mod sled_store;
@@ -124,6 +125,10 @@ pub trait Store: Send + Sync + 'static {
     fn open_channel(&self, name: &str) -> Result<Arc<dyn ChannelStore>>;
     /// Deletes a channel with its messages and subscriptions.
     fn delete_channel(&self, name: &str) -> Result<()>;
+    /// Makes every message appended so far durable: the commit point of a
+    /// publish. Subscriptions, clients and removals may still be pending
+    /// (see `flush`). One call covers all channels.
+    fn commit(&self) -> Result<()>;
     /// Makes every write so far durable (fsync); one call covers all channels.
     fn flush(&self) -> Result<()>;
 }

@@ -14,9 +14,18 @@
 //! record's bytes in the file, so that recovery can tell a record the
 //! file lost (sled flushed the index in the background, the data was not
 //! yet fsynced) from a sound one.
+//!
+//! In the file each record follows a [`Frame`] that repeats the entry's
+//! key, length and CRC: the file is the commit point, so recovery rebuilds
+//! the entries sled had not made durable by walking the frames past the
+//! last entry it has.
 
 use super::codec::{be_u64, corrupt};
+use super::msg_record::Record;
 use super::Result;
+
+/// Length of a record's frame in its segment file.
+pub(super) const FRAME_LEN: u64 = 16;
 
 /// Length of an encoded index entry.
 const ENTRY_LEN: usize = 52;
@@ -57,7 +66,74 @@ fn arr8(buf: &[u8], at: usize) -> [u8; 8] {
     buf[at..at + 8].try_into().unwrap_or_default()
 }
 
+/// The header of a record in its segment file:
+/// `len u32 BE | crc32 u32 BE | first_seq u64 BE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Frame {
+    /// Length of the record that follows.
+    pub(super) len: u32,
+    /// CRC32 of the record's bytes.
+    pub(super) crc: u32,
+    /// Sequence of the record's first message.
+    pub(super) first_seq: u64,
+}
+
+impl Frame {
+    /// Encodes the frame.
+    pub(super) fn encode(&self) -> [u8; 16] {
+        let mut out = [0; 16];
+        out[..4].copy_from_slice(&self.len.to_be_bytes());
+        out[4..8].copy_from_slice(&self.crc.to_be_bytes());
+        out[8..].copy_from_slice(&self.first_seq.to_be_bytes());
+        out
+    }
+
+    /// Reads a frame.
+    pub(super) fn parse(bytes: &[u8; 16]) -> Self {
+        Self {
+            len: u32::from_be_bytes(arr4(bytes, 0)),
+            crc: u32::from_be_bytes(arr4(bytes, 4)),
+            first_seq: u64::from_be_bytes(arr8(bytes, 8)),
+        }
+    }
+}
+
 impl IndexEntry {
+    /// The entry of a record whose bytes `value` start at `offset` of
+    /// `segment`.
+    ///
+    /// # Errors
+    ///
+    /// `Corrupt` if the record is 4 GiB or more, or holds 2^32 messages.
+    pub(super) fn of_record(
+        record: &Record<'_>,
+        value: &[u8],
+        segment: u64,
+        offset: u64,
+    ) -> Result<Self> {
+        let too_big = || corrupt(WHAT, "record over 4 GiB");
+        Ok(Self {
+            first_seq: record.first_seq,
+            segment,
+            offset,
+            len: u32::try_from(value.len()).map_err(|_| too_big())?,
+            crc: crc32fast::hash(value),
+            count: u32::try_from(record.count).map_err(|_| too_big())?,
+            cum: record.cum,
+            first_ts: record.first_ts,
+            last_ts: record.last_ts,
+        })
+    }
+
+    /// The frame that precedes the record in its file.
+    pub(super) fn frame(&self) -> Frame {
+        Frame {
+            len: self.len,
+            crc: self.crc,
+            first_seq: self.first_seq,
+        }
+    }
+
     /// Encodes the value (the key is `first_seq`, BE).
     pub(super) fn encode(&self) -> [u8; ENTRY_LEN] {
         let mut out = [0; ENTRY_LEN];
@@ -145,5 +221,6 @@ mod tests {
         assert!(IndexEntry::parse(&9u64.to_be_bytes(), &v[1..]).is_err());
         assert!(IndexEntry::parse(&3u64.to_be_bytes(), &v).is_err());
         assert!(IndexEntry::parse(&[9], &v).is_err());
+        assert_eq!(Frame::parse(&e.frame().encode()), e.frame());
     }
 }

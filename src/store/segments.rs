@@ -4,19 +4,23 @@
 //!
 //! Layout: `<dir>/msgs/<channel id>/<first sequence, 20 digits>.seg`. This
 //! room owns the files: positioned reads and writes, a bounded cache of
-//! open handles, the set of files written since the last flush (to fsync
-//! them) and the files to unlink once the index that stopped naming them is
-//! durable. It knows nothing of records or sled; [`super::sled_channel`]
-//! decides what goes where.
+//! open handles, the set of files written since the last sync (to
+//! fdatasync them) and the files to unlink once the index that stopped
+//! naming them is durable. It knows nothing of records or sled;
+//! [`super::sled_channel`] decides what goes where. File I/O goes through
+//! [`SegmentIo`], so that tests can cut the power.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::ErrorKind;
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use super::segment_io::{SegmentFile, SegmentIo};
 use super::Result;
+
+/// An open segment file.
+type Handle = Arc<dyn SegmentFile>;
 
 /// Most segment files kept open per store; the least recently used is
 /// closed beyond (files written since the last flush stay open until then).
@@ -32,11 +36,13 @@ pub(super) type SegmentId = (u64, u64);
 pub(super) struct SegmentFiles {
     /// `<dir>/msgs`: one directory per channel ID.
     root: PathBuf,
+    /// How files are opened and removed.
+    fs: Arc<dyn SegmentIo>,
     /// Open handles and pending work. Held for map updates and `open(2)`,
     /// never across a read, a write or an fsync.
     state: Mutex<FilesState>,
-    /// Serializes flushes, so that a flush never returns while an earlier
-    /// one still fsyncs files written before this one began.
+    /// Serializes syncs and flushes, so that none returns while an earlier
+    /// one still syncs files written before this one began.
     flushing: Mutex<()>,
 }
 
@@ -44,12 +50,12 @@ pub(super) struct SegmentFiles {
 #[derive(Default)]
 struct FilesState {
     /// Open handles by segment, with the tick of their last use.
-    open: HashMap<SegmentId, (Arc<File>, u64)>,
+    open: HashMap<SegmentId, (Handle, u64)>,
     /// Use counter for the LRU.
     tick: u64,
-    /// Files written since the last flush; held open until fsynced.
-    dirty: HashMap<SegmentId, Arc<File>>,
-    /// Directories whose entries changed since the last flush.
+    /// Files written since the last sync; held open until synced.
+    dirty: HashMap<SegmentId, Handle>,
+    /// Directories whose entries changed since the last sync.
     dirty_dirs: HashSet<PathBuf>,
     /// Segments no index entry names any more, to unlink after the next
     /// index flush (unlinking sooner could lose data the index still names
@@ -62,6 +68,9 @@ fn io<T>(res: std::io::Result<T>) -> Result<T> {
     res.map_err(|e| sled::Error::Io(e).into())
 }
 
+/// Files and directories taken by a sync, put back if it fails.
+type Unsynced = (HashMap<SegmentId, Handle>, HashSet<PathBuf>);
+
 /// Work taken by [`SegmentFiles::begin_flush`], finished in two steps.
 pub(super) struct PendingFlush<'a> {
     /// Held for the whole flush.
@@ -71,10 +80,12 @@ pub(super) struct PendingFlush<'a> {
 }
 
 impl SegmentFiles {
-    /// The segment files under `root` (created on first write).
-    pub(super) fn new(root: PathBuf) -> Self {
+    /// The segment files under `root` (created on first write), reached
+    /// through `fs`.
+    pub(super) fn new(root: PathBuf, fs: Arc<dyn SegmentIo>) -> Self {
         Self {
             root,
+            fs,
             state: Mutex::new(FilesState::default()),
             flushing: Mutex::new(()),
         }
@@ -100,7 +111,7 @@ impl SegmentFiles {
     /// The open handle of a segment, opening (and with `create`, creating)
     /// the file if needed. `Ok(None)` if it does not exist and `create` is
     /// false.
-    fn handle(&self, seg: SegmentId, create: bool) -> Result<Option<Arc<File>>> {
+    fn handle(&self, seg: SegmentId, create: bool) -> Result<Option<Handle>> {
         let mut st = self.state();
         st.tick += 1;
         let tick = st.tick;
@@ -108,28 +119,26 @@ impl SegmentFiles {
             *used = tick;
             return Ok(Some(file.clone()));
         }
-        let path = self.path(seg);
-        let opened = OpenOptions::new().read(true).write(true).open(&path);
-        let file = match opened {
-            Ok(f) => f,
-            Err(e) if e.kind() == ErrorKind::NotFound && !create => return Ok(None),
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                let dir = self.channel_dir(seg.0);
-                if !dir.exists() {
-                    io(fs::create_dir_all(&dir))?;
-                    st.dirty_dirs.insert(self.root.clone());
+        // A file closed by the LRU but not yet synced is still open here.
+        let file = if let Some(file) = st.dirty.get(&seg) {
+            file.clone()
+        } else {
+            let path = self.path(seg);
+            match io(self.fs.open(&path, false))? {
+                Some(file) => file,
+                None if !create => return Ok(None),
+                None => {
+                    let dir = self.channel_dir(seg.0);
+                    if !dir.exists() {
+                        io(fs::create_dir_all(&dir))?;
+                        st.dirty_dirs.insert(self.root.clone());
+                    }
+                    st.dirty_dirs.insert(dir);
+                    io(self.fs.open(&path, true))?
+                        .ok_or_else(|| sled::Error::Io(ErrorKind::NotFound.into()))?
                 }
-                st.dirty_dirs.insert(dir);
-                io(OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create(true)
-                    .truncate(false)
-                    .open(&path))?
             }
-            Err(e) => return io(Err(e)),
         };
-        let file = Arc::new(file);
         if st.open.len() >= MAX_OPEN_FILES {
             let oldest = st.open.iter().min_by_key(|(_, (_, used))| *used);
             if let Some(&key) = oldest.map(|(k, _)| k) {
@@ -141,7 +150,7 @@ impl SegmentFiles {
     }
 
     /// Writes `bytes` at `offset` of a segment (creating it), and marks it
-    /// for the next flush's fsync.
+    /// for the next sync.
     ///
     /// # Errors
     ///
@@ -183,7 +192,7 @@ impl SegmentFiles {
     /// `Sled(Io)` if the file cannot be opened or examined.
     pub(super) fn len(&self, seg: SegmentId) -> Result<Option<u64>> {
         match self.handle(seg, false)? {
-            Some(file) => Ok(Some(io(file.metadata())?.len())),
+            Some(file) => Ok(Some(io(file.len())?)),
             None => Ok(None),
         }
     }
@@ -195,8 +204,7 @@ impl SegmentFiles {
     /// `Sled(Io)` if the file cannot be truncated.
     pub(super) fn truncate(&self, seg: SegmentId, len: u64) -> Result<()> {
         if let Some(file) = self.handle(seg, false)? {
-            io(file.set_len(len))?;
-            io(file.sync_all())?;
+            io(file.truncate(len))?;
         }
         Ok(())
     }
@@ -235,7 +243,7 @@ impl SegmentFiles {
     /// `Sled(Io)` if the file exists but cannot be removed.
     pub(super) fn delete_now(&self, seg: SegmentId) -> Result<()> {
         self.forget(seg);
-        remove_file(&self.path(seg))
+        io(self.fs.remove_file(&self.path(seg)))
     }
 
     /// Schedules a segment file for deletion after the next index flush.
@@ -262,10 +270,7 @@ impl SegmentFiles {
             st.dirty.retain(|seg, _| seg.0 != channel);
             st.doomed.retain(|seg| seg.0 != channel);
         }
-        match fs::remove_dir_all(self.channel_dir(channel)) {
-            Err(e) if e.kind() != ErrorKind::NotFound => io(Err(e)),
-            _ => Ok(()),
-        }
+        io(self.fs.remove_dir_all(&self.channel_dir(channel)))
     }
 
     /// Removes the directories of channels not in `live` (left by a
@@ -290,21 +295,26 @@ impl SegmentFiles {
         Ok(())
     }
 
-    /// First half of a flush: fsyncs every file and directory written
-    /// since the last flush. The caller then makes the index durable and
-    /// calls [`Self::finish_flush`]. Holds the flush lock until then.
+    /// Makes every write so far durable: fdatasyncs each file written since
+    /// the last sync, and the directories that gained a file. This is the
+    /// commit point of appends; the index follows lazily (see
+    /// [`super::sled_channel`]).
     ///
     /// # Errors
     ///
-    /// `Sled(Io)` if an fsync fails (the files stay marked).
-    pub(super) fn begin_flush(&self) -> Result<PendingFlush<'_>> {
-        let flushing = self.flushing.lock().unwrap_or_else(PoisonError::into_inner);
-        let (dirty, dirs, doomed) = {
+    /// `Sled(Io)` if a sync fails (the files stay marked).
+    pub(super) fn sync(&self) -> Result<()> {
+        let _flushing = self.flushing.lock().unwrap_or_else(PoisonError::into_inner);
+        self.sync_locked()
+    }
+
+    /// [`Self::sync`] with the flush lock held.
+    fn sync_locked(&self) -> Result<()> {
+        let (dirty, dirs): Unsynced = {
             let mut st = self.state();
             (
                 std::mem::take(&mut st.dirty),
                 std::mem::take(&mut st.dirty_dirs),
-                std::mem::take(&mut st.doomed),
             )
         };
         let mut synced = Ok(());
@@ -322,14 +332,30 @@ impl SegmentFiles {
             }
         }
         if let Err(e) = synced {
-            // Put everything back so that the next flush tries again.
+            // Put everything back so that the next sync tries again.
             let mut st = self.state();
             for (seg, file) in dirty {
                 st.dirty.entry(seg).or_insert(file);
             }
             st.dirty_dirs.extend(dirs);
-            st.doomed.extend(doomed);
             return io(Err(e));
+        }
+        Ok(())
+    }
+
+    /// First half of a flush: [`Self::sync`], keeping the flush lock and
+    /// taking the doomed segments. The caller then makes the index durable
+    /// and calls [`Self::finish_flush`].
+    ///
+    /// # Errors
+    ///
+    /// `Sled(Io)` if a sync fails (the files stay marked).
+    pub(super) fn begin_flush(&self) -> Result<PendingFlush<'_>> {
+        let flushing = self.flushing.lock().unwrap_or_else(PoisonError::into_inner);
+        let doomed = std::mem::take(&mut self.state().doomed);
+        if let Err(e) = self.sync_locked() {
+            self.state().doomed.extend(doomed);
+            return Err(e);
         }
         Ok(PendingFlush {
             _flushing: flushing,
@@ -353,13 +379,5 @@ impl SegmentFiles {
     /// Puts back the segments of a flush whose index flush failed.
     pub(super) fn abort_flush(&self, pending: PendingFlush<'_>) {
         self.state().doomed.extend(pending.doomed);
-    }
-}
-
-/// Removes a file; a missing one is not an error.
-fn remove_file(path: &Path) -> Result<()> {
-    match fs::remove_file(path) {
-        Err(e) if e.kind() != ErrorKind::NotFound => io(Err(e)),
-        _ => Ok(()),
     }
 }

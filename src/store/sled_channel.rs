@@ -14,14 +14,18 @@
 //! and the newest sequence ever stored, so that `last` survives an emptied
 //! log. A removal updates it in the same atomic batch as its deletions.
 //!
-//! Writes go data first: `append` writes its records to the segment file,
-//! then inserts their index entries in one batch; `Store::flush` fsyncs the
-//! segment files before flushing sled. sled also flushes in the background,
-//! so after a crash an index entry may name bytes the file lost: opening a
-//! channel checks the newest entries against the file (length and CRC),
-//! drops those that fail, and cuts the file after the last sound record.
-//! It reads the floor, the first and last entries, the first record and the
-//! tail it checks, never the whole log. Only [`super::sled_store`] creates
+//! Writes go data first: `append` writes its records, each after a frame
+//! (length, CRC, first sequence), to the segment file, then inserts their
+//! index entries in one batch. `Store::commit` fdatasyncs the segment files
+//! and is the commit point: the index becomes durable later, when sled
+//! flushes (on its own, or at `Store::flush`). So after a crash the index
+//! may be ahead of the file or behind it. Opening a channel checks the
+//! newest entries against the file (length and CRC) and drops those that
+//! fail, then walks the frames past the last entry (into the next segment
+//! files too) and indexes every sound record that continues the log, then
+//! cuts the file after the last sound record. It reads the floor, the
+//! first and last entries, the first record and the tail it checks or
+//! rebuilds, never the whole log. Only [`super::sled_store`] creates
 //! these; subscriptions live in [`super::sub_log`].
 
 use std::ops::Bound;
@@ -30,7 +34,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
 use sled::{Batch, IVec, Tree};
 
 use super::codec::{be_u64, corrupt};
-use super::msg_index::IndexEntry;
+use super::msg_index::{IndexEntry, FRAME_LEN};
 use super::msg_record::{self, seq_key, Record, RecordLimits};
 use super::segments::SegmentFiles;
 use super::sub_log::{CompactLimits, SubLog};
@@ -309,31 +313,26 @@ fn missing(seq: u64) -> StoreError {
     corrupt(WHAT, format!("sequence {seq} missing"))
 }
 
-/// The index entries of encoded records written back to back at `offset`
-/// of `segment`, and the bytes to write.
+/// The index entries of encoded records written back to back, each after
+/// its frame, at `offset` of `segment`, and the bytes to write.
 fn index_records(
     records: &[msg_record::Encoded],
     segment: u64,
     offset: u64,
 ) -> Result<(Vec<IndexEntry>, Vec<u8>)> {
-    let total = records.iter().map(|(_, v)| v.len()).sum();
+    let frames = records.len() * FRAME_LEN as usize;
+    let total = records.iter().map(|(_, v)| v.len()).sum::<usize>() + frames;
     let mut buf = Vec::with_capacity(total);
     let mut entries = Vec::with_capacity(records.len());
     for (key, value) in records {
         let record = Record::parse(key, value)?;
-        let too_big = || corrupt(WHAT, "record over 4 GiB");
-        entries.push(IndexEntry {
-            first_seq: record.first_seq,
-            segment,
-            offset: offset.saturating_add(super::codec::len_u64(buf.len())),
-            len: u32::try_from(value.len()).map_err(|_| too_big())?,
-            crc: crc32fast::hash(value),
-            count: u32::try_from(record.count).map_err(|_| too_big())?,
-            cum: record.cum,
-            first_ts: record.first_ts,
-            last_ts: record.last_ts,
-        });
+        let at = offset
+            .saturating_add(super::codec::len_u64(buf.len()))
+            .saturating_add(FRAME_LEN);
+        let entry = IndexEntry::of_record(&record, value, segment, at)?;
+        buf.extend_from_slice(&entry.frame().encode());
         buf.extend_from_slice(value);
+        entries.push(entry);
     }
     Ok((entries, buf))
 }

@@ -18,6 +18,7 @@ use prost::Message;
 use sled::Tree;
 
 use super::codec::{be_u64, corrupt, decode};
+use super::segment_io::{OsIo, SegmentIo};
 use super::segments::SegmentFiles;
 use super::sled_channel::{channel_entry, parse_channel_entry, ChannelTrees, Limits, SledChannel};
 use super::{ChannelStore, ClientInfo, Result, ServerInfo, Store};
@@ -26,8 +27,15 @@ use super::{ChannelStore, ClientInfo, Result, ServerInfo, Store};
 /// written with another version is refused rather than misread.
 /// Version 2: messages in multi-message records, subscriptions as
 /// snapshots plus an update log. Version 3: the records' bytes in segment
-/// files, sled holding an index entry per record.
-const FORMAT_VERSION: u32 = 3;
+/// files, sled holding an index entry per record. Version 4: each record
+/// framed in its file (length, CRC, first sequence), the file being the
+/// commit point and the index rebuilt from it after a crash. A version 3
+/// store is read as is (its unframed records stay readable through the
+/// index) and marked version 4, since an older stanchion would not rebuild
+/// the index.
+const FORMAT_VERSION: u32 = 4;
+/// The older version this one upgrades in place.
+const FORMAT_VERSION_UPGRADED: u32 = 3;
 /// `meta` key of the layout version (u32 BE).
 const META_FORMAT_VERSION: &[u8] = b"format_version";
 /// `meta` key of the encoded ServerInfo.
@@ -51,10 +59,12 @@ pub struct SledOptions {
     pub cache_capacity: u64,
 }
 
-/// The durable store. `flush` fsyncs the segment files written since the
-/// last flush, then sled; between flushes sled also writes in the
-/// background (its default `flush_every_ms`), which channel recovery
-/// accounts for.
+/// The durable store. `commit` fdatasyncs the segment files written since
+/// the last sync: appends are durable then, their index entries not yet.
+/// `flush` also flushes sled (subscriptions, clients, removals). Between
+/// flushes sled writes in the background (its default `flush_every_ms`),
+/// so after a crash the index may be behind the files or ahead of them;
+/// channel recovery accounts for both.
 pub struct SledStore {
     /// The database; kept for `flush` and for opening/dropping channel trees.
     db: sled::Db,
@@ -71,6 +81,24 @@ pub struct SledStore {
     limits: Limits,
     /// The segment files of every channel.
     files: Arc<SegmentFiles>,
+}
+
+/// The seams through which tests crash a store.
+pub(super) struct Hooks {
+    /// How segment files are reached.
+    pub(super) io: Arc<dyn SegmentIo>,
+    /// Whether sled flushes on its own every 500 ms; off, sled's files
+    /// change only at `flush`, so a killed process leaves the index behind.
+    pub(super) background_flush: bool,
+}
+
+impl Default for Hooks {
+    fn default() -> Self {
+        Self {
+            io: Arc::new(OsIo),
+            background_flush: true,
+        }
+    }
 }
 
 /// The channels handed out so far, so that opening a name again returns the
@@ -111,10 +139,18 @@ impl SledStore {
     /// [`Self::open`] with record limits other than the defaults (tests use
     /// tiny ones so that every test crosses record and compaction limits).
     pub(super) fn open_with(opts: SledOptions, limits: Limits) -> Result<Self> {
-        let db = sled::Config::new()
+        Self::open_hooked(opts, limits, Hooks::default())
+    }
+
+    /// [`Self::open_with`] with the seams tests use to crash it.
+    pub(super) fn open_hooked(opts: SledOptions, limits: Limits, hooks: Hooks) -> Result<Self> {
+        let mut config = sled::Config::new()
             .path(&opts.dir)
-            .cache_capacity(opts.cache_capacity)
-            .open()?;
+            .cache_capacity(opts.cache_capacity);
+        if !hooks.background_flush {
+            config = config.flush_every_ms(None);
+        }
+        let db = config.open()?;
         let meta = db.open_tree("meta")?;
         let clients = db.open_tree("clients")?;
         let channels = db.open_tree("channels")?;
@@ -124,6 +160,10 @@ impl SledStore {
                 meta.insert(META_FORMAT_VERSION, &FORMAT_VERSION.to_be_bytes()[..])?;
             }
             Some(v) if v.as_ref() == FORMAT_VERSION.to_be_bytes() => {}
+            Some(v) if v.as_ref() == FORMAT_VERSION_UPGRADED.to_be_bytes() => {
+                meta.insert(META_FORMAT_VERSION, &FORMAT_VERSION.to_be_bytes()[..])?;
+                db.flush()?;
+            }
             Some(v) => {
                 return Err(corrupt(
                     "meta",
@@ -148,7 +188,7 @@ impl SledStore {
                 db.drop_tree(&name)?;
             }
         }
-        let files = Arc::new(SegmentFiles::new(opts.dir.join(SEGMENTS_DIR)));
+        let files = Arc::new(SegmentFiles::new(opts.dir.join(SEGMENTS_DIR), hooks.io));
         files.remove_orphans(&live)?;
 
         Ok(Self {
@@ -274,6 +314,10 @@ impl Store for SledStore {
         self.channels.remove(name.as_bytes())?;
         self.drop_trees(id)?;
         self.files.remove_channel(id)
+    }
+
+    fn commit(&self) -> Result<()> {
+        self.files.sync()
     }
 
     fn flush(&self) -> Result<()> {

@@ -1,19 +1,20 @@
 //! Recovery of a channel's log at open: the tail of the index checked
-//! against the segment files, and the counts from the floor, the first and
-//! the last records. Part of [`super`]; reads a bounded tail, never the
-//! whole log.
+//! against the segment files, the records committed to the files but not
+//! yet indexed put back in the index, and the counts from the floor, the
+//! first and the last records. Part of [`super`]; reads a bounded tail,
+//! never the whole log.
 
 use std::collections::HashMap;
 use std::ops::Bound;
 
-use sled::IVec;
+use sled::{Batch, IVec};
 
 use super::{
     all_entries, missing, parse_entry, parse_floor, record_len, LogState, SledChannel, FLOOR_KEY,
     TAIL_CHECK_BYTES, WHAT,
 };
 use crate::store::codec::corrupt;
-use crate::store::msg_index::IndexEntry;
+use crate::store::msg_index::{Frame, IndexEntry, FRAME_LEN};
 use crate::store::msg_record::{seq_key, Record};
 use crate::store::Result;
 
@@ -56,6 +57,7 @@ impl SledChannel {
             );
             self.remove_entries(bounds, None)?;
         }
+        self.rebuild_index()?;
         let first = self.msgs.range(all_entries()).next().transpose()?;
         let last = self.msgs.range(all_entries()).next_back().transpose()?;
         let (first, last) = match (first, last) {
@@ -79,6 +81,102 @@ impl SledChannel {
             }
         }
         Ok(())
+    }
+
+    /// Indexes the records the segment files hold past the last index
+    /// entry: they were committed (fdatasync) while sled had not yet made
+    /// their entries durable. Walks frames from the end of the last entry,
+    /// then into the segment file named after the next sequence, as long
+    /// as each record is sound (its CRC) and continues the log; the first
+    /// one that does not ends the walk (the rest was never committed, and
+    /// is cut by [`Self::check_tail`]).
+    fn rebuild_index(&self) -> Result<()> {
+        let last = match self.msgs.range(all_entries()).next_back().transpose()? {
+            Some(kv) => parse_entry(kv)?,
+            None => None,
+        };
+        let (mut segment, mut offset, mut expected) = match last {
+            Some(e) => (e.segment, e.end(), e.last_seq().saturating_add(1)),
+            None => {
+                let floor_last = match self.msgs.get(FLOOR_KEY)? {
+                    Some(v) => parse_floor(&v)?.1,
+                    None => 0,
+                };
+                let next = floor_last.saturating_add(1);
+                (next, 0, next)
+            }
+        };
+        let segments = self.files.list(self.id)?;
+        let mut rebuilt = Vec::new();
+        loop {
+            let seg = (self.id, segment);
+            let len = self.files.len(seg)?.unwrap_or(0);
+            while let Some(entry) = self.framed_record(seg, offset, len, expected)? {
+                offset = entry.end();
+                expected = entry.last_seq().saturating_add(1);
+                rebuilt.push(entry);
+            }
+            // An append that found its segment full started the next one,
+            // named after its first sequence.
+            if segment != expected && segments.binary_search(&expected).is_ok() {
+                (segment, offset) = (expected, 0);
+            } else {
+                break;
+            }
+        }
+        if rebuilt.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(
+            channel = %self.name,
+            records = rebuilt.len(),
+            through = expected - 1,
+            "indexing committed message records the index had not stored yet"
+        );
+        let mut batch = Batch::default();
+        for entry in &rebuilt {
+            batch.insert(&seq_key(entry.first_seq)[..], &entry.encode()[..]);
+        }
+        self.msgs.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// The record framed at `offset` of a segment file `len` bytes long, if
+    /// it is whole, sound and starts at sequence `expected`.
+    fn framed_record(
+        &self,
+        seg: (u64, u64),
+        offset: u64,
+        len: u64,
+        expected: u64,
+    ) -> Result<Option<IndexEntry>> {
+        let at = offset.saturating_add(FRAME_LEN);
+        if at > len {
+            return Ok(None);
+        }
+        let Some(head) = self.files.read_at(seg, offset, FRAME_LEN as usize)? else {
+            return Ok(None);
+        };
+        let Ok(head) = <[u8; 16]>::try_from(head.as_slice()) else {
+            return Ok(None);
+        };
+        let frame = Frame::parse(&head);
+        if frame.first_seq != expected || at.saturating_add(u64::from(frame.len)) > len {
+            return Ok(None);
+        }
+        let Some(value) = self.files.read_at(seg, at, frame.len as usize)? else {
+            return Ok(None);
+        };
+        if crc32fast::hash(&value) != frame.crc {
+            return Ok(None);
+        }
+        let key = seq_key(frame.first_seq);
+        match Record::parse(&key, &value) {
+            Ok(record) if record.count > 0 => {
+                IndexEntry::of_record(&record, &value, seg.1, at).map(Some)
+            }
+            _ => Ok(None),
+        }
     }
 
     /// Whether the segment file holds `entry`'s record intact.
