@@ -20,7 +20,9 @@ use super::{
 use crate::protocol::pb::MsgProto;
 
 mod model;
+mod power_cut;
 mod retention;
+mod sled_commit;
 mod sled_only;
 mod sled_records;
 mod sled_segments;

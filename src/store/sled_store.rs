@@ -79,6 +79,8 @@ pub struct SledStore {
     open: Mutex<OpenChannels>,
     /// Record and compaction limits handed to every channel.
     limits: Limits,
+    /// Whether appends write index entries (see [`Hooks`]).
+    index_appends: bool,
     /// The segment files of every channel.
     files: Arc<SegmentFiles>,
 }
@@ -87,16 +89,17 @@ pub struct SledStore {
 pub(super) struct Hooks {
     /// How segment files are reached.
     pub(super) io: Arc<dyn SegmentIo>,
-    /// Whether sled flushes on its own every 500 ms; off, sled's files
-    /// change only at `flush`, so a killed process leaves the index behind.
-    pub(super) background_flush: bool,
+    /// Whether appends write their index entries; off, appends reach only
+    /// the segment files, as if a crash lost every entry sled had not
+    /// stored yet.
+    pub(super) index_appends: bool,
 }
 
 impl Default for Hooks {
     fn default() -> Self {
         Self {
             io: Arc::new(OsIo),
-            background_flush: true,
+            index_appends: true,
         }
     }
 }
@@ -144,13 +147,10 @@ impl SledStore {
 
     /// [`Self::open_with`] with the seams tests use to crash it.
     pub(super) fn open_hooked(opts: SledOptions, limits: Limits, hooks: Hooks) -> Result<Self> {
-        let mut config = sled::Config::new()
+        let db = sled::Config::new()
             .path(&opts.dir)
-            .cache_capacity(opts.cache_capacity);
-        if !hooks.background_flush {
-            config = config.flush_every_ms(None);
-        }
-        let db = config.open()?;
+            .cache_capacity(opts.cache_capacity)
+            .open()?;
         let meta = db.open_tree("meta")?;
         let clients = db.open_tree("clients")?;
         let channels = db.open_tree("channels")?;
@@ -201,6 +201,7 @@ impl SledStore {
                 next_id,
             }),
             limits,
+            index_appends: hooks.index_appends,
             files,
         })
     }
@@ -292,6 +293,7 @@ impl Store for SledStore {
             trees,
             self.files.clone(),
             self.limits,
+            self.index_appends,
         )?);
         open.by_name.insert(name.to_owned(), channel.clone());
         Ok(channel)

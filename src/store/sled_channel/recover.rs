@@ -225,9 +225,21 @@ impl SledChannel {
             .checked_sub(cum_before)
             .and_then(|b| b.checked_sub(below))
             .ok_or_else(|| corrupt(WHAT, "cumulative totals decrease"))?;
+        // A floor past the last record was written by a removal while
+        // newer messages were stored but not committed, and a crash lost
+        // them: nobody saw them, so their sequences are free again (a gap
+        // would break the log's contiguity).
+        if floor_last > back.last_seq() {
+            tracing::info!(
+                channel = %self.name,
+                lost_from = back.last_seq() + 1,
+                lost_through = floor_last,
+                "uncommitted messages were lost in a crash; their sequences are reused"
+            );
+        }
         Ok(LogState {
             first,
-            last: back.last_seq().max(floor_last),
+            last: back.last_seq(),
             msgs: back.last_seq() - first + 1,
             bytes,
             last_cum: back.cum,
