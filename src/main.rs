@@ -109,10 +109,17 @@ fn run(config: Config) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
+    // Served from a worker thread: `block_on` runs its future on the main
+    // thread, which is not one, so every message handed to the engine
+    // would cost a futex wake-up of that thread.
     let result = runtime.block_on(async move {
-        let shutdown = shutdown_signal()?;
-        stanchion::server::run(config, shutdown).await?;
-        Ok(())
+        tokio::spawn(async move {
+            let shutdown = shutdown_signal()?;
+            stanchion::server::run(config, shutdown).await?;
+            Ok(())
+        })
+        .await
+        .context("the server task failed")?
     });
     // Blocking work still running (a store flush past its deadline) does
     // not hold the exit: the shutdown budget is the server's.

@@ -381,8 +381,13 @@ impl Channel {
         } else {
             Vec::new()
         };
+        // Written and committed in one blocking call: no hop to a committer.
+        let committer = self.ctx.committer.clone();
         let written = self
-            .on_store("storing publishes", move |s| s.append(&msgs))
+            .on_store("storing publishes", move |s| {
+                s.append(&msgs)?;
+                Ok(committer.commit_now())
+            })
             .await;
         if written.is_ok() {
             // The log moved on even if the flush below fails: keep in step
@@ -406,10 +411,7 @@ impl Channel {
                 self.recent_bytes -= old.encoded.len();
             }
         }
-        let result = match written {
-            Ok(()) => self.ctx.committer.commit().await,
-            Err(e) => Err(e),
-        };
+        let result = written.and_then(|committed| committed);
         // Errors were logged where they happened (store write or commit).
         // A message whose commit failed is not acknowledged, though it may
         // survive: at-least-once, never an ack for what might be lost.

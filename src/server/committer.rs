@@ -1,9 +1,11 @@
 //! Group commit: many channels ask for durability, one sync answers them
 //! all. While a sync runs, new requests queue and share the next one.
-//! Publishes ask for a commit (the segment files' fdatasync, one per
-//! batch); subscriptions, clients and removals ask for a full flush, which
-//! also flushes sled. A batch with any flush request is served by a flush,
-//! which covers the commits too.
+//! Subscriptions, clients and removals ask for a full flush, which also
+//! flushes sled. Publishes commit in place instead ([`Committer::commit_now`],
+//! the segment files' fdatasync, on the blocking thread that wrote them):
+//! that saves two wake-ups per batch, and the store's sync lock groups
+//! concurrent commits just as well, since each one syncs every file written
+//! before it began.
 
 use std::sync::Arc;
 
@@ -16,17 +18,8 @@ use crate::store::Store;
 /// How many flush requests may wait; senders wait (backpressure) when full.
 const FLUSH_QUEUE: usize = 4096;
 
-/// A request: whether it needs a full flush, and where to answer.
-type Waiter = (Durability, oneshot::Sender<Result<(), String>>);
-
-/// What a request needs to be durable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Durability {
-    /// Appended messages (`Store::commit`).
-    Messages,
-    /// Every write (`Store::flush`).
-    Everything,
-}
+/// Where a flush request is answered.
+type Waiter = oneshot::Sender<Result<(), String>>;
 
 /// With fsync off, how often the store is flushed in the background: what a
 /// machine crash can lose (a crash of stanchion alone loses nothing).
@@ -37,6 +30,10 @@ const AUTO_SYNC: std::time::Duration = std::time::Duration::from_secs(1);
 pub struct Committer {
     /// Where flush requests go.
     tx: mpsc::Sender<Waiter>,
+    /// The store, for commits in place.
+    store: Arc<dyn Store>,
+    /// Where commit times are counted.
+    stats: Arc<Stats>,
     /// fsync before acknowledging; when off, `flush` returns at once and the
     /// store is flushed every [`AUTO_SYNC`] instead.
     sync: bool,
@@ -53,20 +50,36 @@ impl Committer {
     ) -> Committer {
         let (tx, rx) = mpsc::channel(FLUSH_QUEUE);
         if sync {
-            tasks.spawn(run(store, stats, rx));
+            tasks.spawn(run(store.clone(), stats.clone(), rx));
         } else {
-            tasks.spawn(auto_sync(store, stats, rx));
+            tasks.spawn(auto_sync(store.clone(), stats.clone(), rx));
         }
-        Committer { tx, sync }
+        Committer {
+            tx,
+            store,
+            stats,
+            sync,
+        }
     }
 
-    /// Waits until every message appended before this call is durable
-    /// (at once when fsync is off).
+    /// Makes every message appended so far durable, on the calling thread
+    /// (a blocking one: this waits for the disk); at once when fsync is off.
     ///
     /// # Errors
-    /// The store's error text, or a note that the committer stopped.
-    pub async fn commit(&self) -> Result<(), String> {
-        self.request(Durability::Messages).await
+    /// The store's error text.
+    pub fn commit_now(&self) -> Result<(), String> {
+        if !self.sync {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        let result = self.store.commit().map_err(|e| e.to_string());
+        self.stats
+            .flush_seconds
+            .observe(&FLUSH_BUCKETS, started.elapsed().as_secs_f64());
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "store commit failed");
+        }
+        result
     }
 
     /// Waits until every store write made before this call is durable
@@ -75,17 +88,12 @@ impl Committer {
     /// # Errors
     /// The store's flush error text, or a note that the committer stopped.
     pub async fn flush(&self) -> Result<(), String> {
-        self.request(Durability::Everything).await
-    }
-
-    /// Queues a request and waits for its answer.
-    async fn request(&self, need: Durability) -> Result<(), String> {
         if !self.sync {
             return Ok(());
         }
         let tx = &self.tx;
         let (done, wait) = oneshot::channel();
-        tx.send((need, done))
+        tx.send(done)
             .await
             .map_err(|_| "store committer stopped".to_string())?;
         wait.await
@@ -93,20 +101,11 @@ impl Committer {
     }
 }
 
-/// Commits or flushes the store on the blocking pool, timing it for the
-/// monitor.
-async fn timed_flush(
-    store: &Arc<dyn Store>,
-    stats: &Stats,
-    need: Durability,
-) -> Result<(), String> {
+/// Flushes the store on the blocking pool, timing it for the monitor.
+async fn timed_flush(store: &Arc<dyn Store>, stats: &Stats) -> Result<(), String> {
     let store = store.clone();
     let started = std::time::Instant::now();
-    let result = super::blocking(move || match need {
-        Durability::Messages => store.commit(),
-        Durability::Everything => store.flush(),
-    })
-    .await;
+    let result = super::blocking(move || store.flush()).await;
     stats
         .flush_seconds
         .observe(&FLUSH_BUCKETS, started.elapsed().as_secs_f64());
@@ -119,16 +118,11 @@ async fn run(store: Arc<dyn Store>, stats: Arc<Stats>, mut rx: mpsc::Receiver<Wa
         if rx.recv_many(&mut waiters, FLUSH_QUEUE).await == 0 {
             break;
         }
-        let need = if waiters.iter().any(|(n, _)| *n == Durability::Everything) {
-            Durability::Everything
-        } else {
-            Durability::Messages
-        };
-        let result = timed_flush(&store, &stats, need).await;
+        let result = timed_flush(&store, &stats).await;
         if let Err(e) = &result {
             tracing::error!(error = %e, "store flush failed");
         }
-        for (_, w) in waiters.drain(..) {
+        for w in waiters.drain(..) {
             let _ = w.send(result.clone());
         }
     }
@@ -147,7 +141,7 @@ async fn auto_sync(store: Arc<dyn Store>, stats: Arc<Stats>, mut rx: mpsc::Recei
                 None => return,
             },
         }
-        if let Err(e) = timed_flush(&store, &stats, Durability::Everything).await {
+        if let Err(e) = timed_flush(&store, &stats).await {
             tracing::error!(error = %e, "background store flush failed");
         }
     }
