@@ -74,12 +74,6 @@ impl Store for FaultyStore {
     fn delete_channel(&self, name: &str) -> Result<()> {
         self.inner.delete_channel(name)
     }
-    fn commit(&self) -> Result<()> {
-        if Faults::take(&self.faults.flushes) {
-            return Err(injected());
-        }
-        self.inner.commit()
-    }
     fn flush(&self) -> Result<()> {
         if Faults::take(&self.faults.flushes) {
             return Err(injected());
@@ -94,6 +88,12 @@ impl ChannelStore for FaultyChannel {
     }
     fn state(&self) -> ChannelState {
         self.inner.state()
+    }
+    fn commit(&self) -> Result<()> {
+        if Faults::take(&self.faults.flushes) {
+            return Err(injected());
+        }
+        self.inner.commit()
     }
     fn append(&self, msgs: &[MsgProto]) -> Result<()> {
         self.inner.append(msgs)

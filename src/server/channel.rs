@@ -386,7 +386,7 @@ impl Channel {
         let written = self
             .on_store("storing publishes", move |s| {
                 s.append(&msgs)?;
-                Ok(committer.commit_now())
+                Ok(committer.commit_now(s))
             })
             .await;
         if written.is_ok() {

@@ -1,11 +1,10 @@
 //! Group commit: many channels ask for durability, one sync answers them
 //! all. While a sync runs, new requests queue and share the next one.
 //! Subscriptions, clients and removals ask for a full flush, which also
-//! flushes sled. Publishes commit in place instead ([`Committer::commit_now`],
-//! the segment files' fdatasync, on the blocking thread that wrote them):
-//! that saves two wake-ups per batch, and the store's sync lock groups
-//! concurrent commits just as well, since each one syncs every file written
-//! before it began.
+//! flushes sled. Publishes commit in place instead ([`Committer::commit_now`]:
+//! the fdatasync of the channel's segment files, on the blocking thread
+//! that wrote them). That saves two wake-ups per batch, and a busy channel's
+//! sync never holds up another channel's commit.
 
 use std::sync::Arc;
 
@@ -13,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 
 use super::view::{Stats, FLUSH_BUCKETS};
-use crate::store::Store;
+use crate::store::{ChannelStore, Store};
 
 /// How many flush requests may wait; senders wait (backpressure) when full.
 const FLUSH_QUEUE: usize = 4096;
@@ -30,8 +29,6 @@ const AUTO_SYNC: std::time::Duration = std::time::Duration::from_secs(1);
 pub struct Committer {
     /// Where flush requests go.
     tx: mpsc::Sender<Waiter>,
-    /// The store, for commits in place.
-    store: Arc<dyn Store>,
     /// Where commit times are counted.
     stats: Arc<Stats>,
     /// fsync before acknowledging; when off, `flush` returns at once and the
@@ -50,29 +47,25 @@ impl Committer {
     ) -> Committer {
         let (tx, rx) = mpsc::channel(FLUSH_QUEUE);
         if sync {
-            tasks.spawn(run(store.clone(), stats.clone(), rx));
+            tasks.spawn(run(store, stats.clone(), rx));
         } else {
-            tasks.spawn(auto_sync(store.clone(), stats.clone(), rx));
+            tasks.spawn(auto_sync(store, stats.clone(), rx));
         }
-        Committer {
-            tx,
-            store,
-            stats,
-            sync,
-        }
+        Committer { tx, stats, sync }
     }
 
-    /// Makes every message appended so far durable, on the calling thread
-    /// (a blocking one: this waits for the disk); at once when fsync is off.
+    /// Makes every message appended to `channel` so far durable, on the
+    /// calling thread (a blocking one: this waits for the disk); at once
+    /// when fsync is off.
     ///
     /// # Errors
     /// The store's error text.
-    pub fn commit_now(&self) -> Result<(), String> {
+    pub fn commit_now(&self, channel: &dyn ChannelStore) -> Result<(), String> {
         if !self.sync {
             return Ok(());
         }
         let started = std::time::Instant::now();
-        let result = self.store.commit().map_err(|e| e.to_string());
+        let result = channel.commit().map_err(|e| e.to_string());
         self.stats
             .flush_seconds
             .observe(&FLUSH_BUCKETS, started.elapsed().as_secs_f64());

@@ -92,10 +92,6 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn commit(&self) -> Result<()> {
-        Ok(())
-    }
-
     fn flush(&self) -> Result<()> {
         Ok(())
     }
@@ -180,6 +176,10 @@ impl ChannelStore for MemoryChannel {
             msgs: super::codec::len_u64(log.msgs.len()),
             bytes: log.bytes,
         }
+    }
+
+    fn commit(&self) -> Result<()> {
+        Ok(())
     }
 
     fn append(&self, msgs: &[MsgProto]) -> Result<()> {

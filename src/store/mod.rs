@@ -125,10 +125,6 @@ pub trait Store: Send + Sync + 'static {
     fn open_channel(&self, name: &str) -> Result<Arc<dyn ChannelStore>>;
     /// Deletes a channel with its messages and subscriptions.
     fn delete_channel(&self, name: &str) -> Result<()>;
-    /// Makes every message appended so far durable: the commit point of a
-    /// publish. Subscriptions, clients and removals may still be pending
-    /// (see `flush`). One call covers all channels.
-    fn commit(&self) -> Result<()>;
     /// Makes every write so far durable (fsync); one call covers all channels.
     fn flush(&self) -> Result<()>;
 }
@@ -142,6 +138,11 @@ pub trait ChannelStore: Send + Sync + 'static {
     /// Appends messages whose sequences continue the log (`last + 1`, `last + 2`, ...).
     /// One call is one store write: the server batches many publishes into it.
     fn append(&self, msgs: &[MsgProto]) -> Result<()>;
+    /// Makes every message appended to this channel so far durable: the
+    /// commit point of a publish. Its subscription changes and removals may
+    /// still be pending (see `Store::flush`); other channels are not waited
+    /// for.
+    fn commit(&self) -> Result<()>;
     /// The message with this sequence, if stored.
     fn get(&self, seq: u64) -> Result<Option<MsgProto>>;
     /// Up to `max` stored messages with sequence >= `from`, ascending.

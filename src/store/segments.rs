@@ -41,8 +41,8 @@ pub(super) struct SegmentFiles {
     /// Open handles and pending work. Held for map updates and `open(2)`,
     /// never across a read, a write or an fsync.
     state: Mutex<FilesState>,
-    /// Serializes syncs and flushes, so that none returns while an earlier
-    /// one still syncs files written before this one began.
+    /// Serializes flushes: the segments doomed before one are unlinked
+    /// only after its index flush.
     flushing: Mutex<()>,
 }
 
@@ -53,10 +53,15 @@ struct FilesState {
     open: HashMap<SegmentId, (Handle, u64)>,
     /// Use counter for the LRU.
     tick: u64,
-    /// Files written since the last sync; held open until synced.
-    dirty: HashMap<SegmentId, Handle>,
-    /// Directories whose entries changed since the last sync.
-    dirty_dirs: HashSet<PathBuf>,
+    /// Files written since they were last synced, with the number of
+    /// their last write; held open until synced.
+    dirty: HashMap<SegmentId, (Handle, u64)>,
+    /// Directories that gained a file since they were last synced, with
+    /// the number of that change.
+    dirty_dirs: HashMap<PathBuf, u64>,
+    /// Numbers writes and directory changes, so that a sync clears only
+    /// the marks of what it covered.
+    changes: u64,
     /// Segments no index entry names any more, to unlink after the next
     /// index flush (unlinking sooner could lose data the index still names
     /// after a crash).
@@ -67,9 +72,6 @@ struct FilesState {
 fn io<T>(res: std::io::Result<T>) -> Result<T> {
     res.map_err(|e| sled::Error::Io(e).into())
 }
-
-/// Files and directories taken by a sync, put back if it fails.
-type Unsynced = (HashMap<SegmentId, Handle>, HashSet<PathBuf>);
 
 /// Work taken by [`SegmentFiles::begin_flush`], finished in two steps.
 pub(super) struct PendingFlush<'a> {
@@ -120,7 +122,7 @@ impl SegmentFiles {
             return Ok(Some(file.clone()));
         }
         // A file closed by the LRU but not yet synced is still open here.
-        let file = if let Some(file) = st.dirty.get(&seg) {
+        let file = if let Some((file, _)) = st.dirty.get(&seg) {
             file.clone()
         } else {
             let path = self.path(seg);
@@ -129,11 +131,13 @@ impl SegmentFiles {
                 None if !create => return Ok(None),
                 None => {
                     let dir = self.channel_dir(seg.0);
+                    st.changes += 1;
+                    let change = st.changes;
                     if !dir.exists() {
                         io(fs::create_dir_all(&dir))?;
-                        st.dirty_dirs.insert(self.root.clone());
+                        st.dirty_dirs.insert(self.root.clone(), change);
                     }
-                    st.dirty_dirs.insert(dir);
+                    st.dirty_dirs.insert(dir, change);
                     io(self.fs.open(&path, true))?
                         .ok_or_else(|| sled::Error::Io(ErrorKind::NotFound.into()))?
                 }
@@ -160,8 +164,11 @@ impl SegmentFiles {
             .handle(seg, true)?
             .ok_or_else(|| sled::Error::Io(ErrorKind::NotFound.into()))?;
         io(file.write_all_at(bytes, offset))?;
-        // Marked after the write: a flush that takes the mark syncs it.
-        self.state().dirty.insert(seg, file);
+        // Marked after the write: a sync that sees the mark syncs it.
+        let mut st = self.state();
+        st.changes += 1;
+        let change = st.changes;
+        st.dirty.insert(seg, (file, change));
         Ok(())
     }
 
@@ -295,57 +302,64 @@ impl SegmentFiles {
         Ok(())
     }
 
-    /// Makes every write so far durable: fdatasyncs each file written since
-    /// the last sync, and the directories that gained a file. This is the
-    /// commit point of appends; the index follows lazily (see
-    /// [`super::sled_channel`]).
+    /// Makes every write so far to one channel's files durable: fdatasyncs
+    /// each of them written since it was last synced, and the directories
+    /// that gained one. This is the commit point of the channel's appends;
+    /// the index follows lazily (see [`super::sled_channel`]). Channels sync
+    /// independently: a busy channel's sync does not hold up another's.
     ///
     /// # Errors
     ///
     /// `Sled(Io)` if a sync fails (the files stay marked).
-    pub(super) fn sync(&self) -> Result<()> {
-        let _flushing = self.flushing.lock().unwrap_or_else(PoisonError::into_inner);
-        self.sync_locked()
+    pub(super) fn sync_channel(&self, channel: u64) -> Result<()> {
+        let dir = self.channel_dir(channel);
+        self.sync_where(|seg| seg.0 == channel, |d| *d == dir || *d == self.root)
     }
 
-    /// [`Self::sync`] with the flush lock held.
-    fn sync_locked(&self) -> Result<()> {
-        let (dirty, dirs): Unsynced = {
-            let mut st = self.state();
+    /// Syncs every file and directory marked when it starts whose ID or
+    /// path passes the filters. Each caller syncs what it saw marked
+    /// itself, so none returns before its writes are durable, however
+    /// syncs overlap; a mark is cleared only if no write came after it.
+    fn sync_where(
+        &self,
+        files: impl Fn(&SegmentId) -> bool,
+        dirs: impl Fn(&PathBuf) -> bool,
+    ) -> Result<()> {
+        let (to_sync, dirs): (Vec<_>, Vec<_>) = {
+            let st = self.state();
+            let to_sync = st.dirty.iter().filter(|(seg, _)| files(seg));
+            let marked = st.dirty_dirs.iter().filter(|(dir, _)| dirs(dir));
             (
-                std::mem::take(&mut st.dirty),
-                std::mem::take(&mut st.dirty_dirs),
+                to_sync.map(|(seg, (f, n))| (*seg, f.clone(), *n)).collect(),
+                marked.map(|(dir, n)| (dir.clone(), *n)).collect(),
             )
         };
-        let mut synced = Ok(());
-        for file in dirty.values() {
-            if synced.is_ok() {
-                synced = file.sync_data();
+        for (_, file, _) in &to_sync {
+            io(file.sync_data())?;
+        }
+        for (dir, _) in &dirs {
+            match File::open(dir).and_then(|d| d.sync_all()) {
+                Err(e) if e.kind() != ErrorKind::NotFound => return io(Err(e)),
+                _ => {}
             }
         }
-        for dir in &dirs {
-            if synced.is_ok() {
-                synced = match File::open(dir).and_then(|d| d.sync_all()) {
-                    Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-                    other => other,
-                };
+        let mut st = self.state();
+        for (seg, _, n) in to_sync {
+            if st.dirty.get(&seg).is_some_and(|(_, now)| *now == n) {
+                st.dirty.remove(&seg);
             }
         }
-        if let Err(e) = synced {
-            // Put everything back so that the next sync tries again.
-            let mut st = self.state();
-            for (seg, file) in dirty {
-                st.dirty.entry(seg).or_insert(file);
+        for (dir, n) in dirs {
+            if st.dirty_dirs.get(&dir) == Some(&n) {
+                st.dirty_dirs.remove(&dir);
             }
-            st.dirty_dirs.extend(dirs);
-            return io(Err(e));
         }
         Ok(())
     }
 
-    /// First half of a flush: [`Self::sync`], keeping the flush lock and
-    /// taking the doomed segments. The caller then makes the index durable
-    /// and calls [`Self::finish_flush`].
+    /// First half of a flush: syncs every marked file and directory,
+    /// keeping the flush lock and taking the doomed segments. The caller
+    /// then makes the index durable and calls [`Self::finish_flush`].
     ///
     /// # Errors
     ///
@@ -353,7 +367,7 @@ impl SegmentFiles {
     pub(super) fn begin_flush(&self) -> Result<PendingFlush<'_>> {
         let flushing = self.flushing.lock().unwrap_or_else(PoisonError::into_inner);
         let doomed = std::mem::take(&mut self.state().doomed);
-        if let Err(e) = self.sync_locked() {
+        if let Err(e) = self.sync_where(|_| true, |_| true) {
             self.state().doomed.extend(doomed);
             return Err(e);
         }

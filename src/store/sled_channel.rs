@@ -356,6 +356,11 @@ impl ChannelStore for SledChannel {
         }
     }
 
+    fn commit(&self) -> Result<()> {
+        let _alive = self.alive()?;
+        self.files.sync_channel(self.id)
+    }
+
     fn append(&self, msgs: &[MsgProto]) -> Result<()> {
         let _alive = self.alive()?;
         let mut log = self.log();

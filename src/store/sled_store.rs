@@ -59,9 +59,9 @@ pub struct SledOptions {
     pub cache_capacity: u64,
 }
 
-/// The durable store. `commit` fdatasyncs the segment files written since
-/// the last sync: appends are durable then, their index entries not yet.
-/// `flush` also flushes sled (subscriptions, clients, removals). Between
+/// The durable store. A channel's `commit` fdatasyncs its segment files
+/// written since their last sync: appends are durable then, their index
+/// entries not yet. `flush` syncs every file and flushes sled (subscriptions, clients, removals). Between
 /// flushes sled writes in the background (its default `flush_every_ms`),
 /// so after a crash the index may be behind the files or ahead of them;
 /// channel recovery accounts for both.
@@ -316,10 +316,6 @@ impl Store for SledStore {
         self.channels.remove(name.as_bytes())?;
         self.drop_trees(id)?;
         self.files.remove_channel(id)
-    }
-
-    fn commit(&self) -> Result<()> {
-        self.files.sync()
     }
 
     fn flush(&self) -> Result<()> {

@@ -150,15 +150,18 @@ fn commit_then_abort_child() {
     let e = store.open_channel("emptied").unwrap();
     for first in (11..=300).step_by(10) {
         c.append(&round_msgs(first, first + 9, 0)).unwrap();
-        store.commit().unwrap();
+        c.commit().unwrap();
     }
     e.append(&round_msgs(11, 40, 0)).unwrap();
-    store.commit().unwrap();
+    e.commit().unwrap();
     std::process::abort();
 }
 
 /// Power-cut rounds the test runs.
 const ROUNDS: u64 = 1000;
+
+/// The channels the power-cut rounds write, each committing on its own.
+const CHANNELS: [&str; 2] = ["c", "d"];
 
 #[test]
 fn power_cuts_lose_no_committed_message() {
@@ -174,9 +177,14 @@ fn power_cuts_lose_no_committed_message() {
         crash_child("power_cut_child", &env);
     }
     let store = open_sled(dir.path());
-    let c = store.open_channel("c").unwrap();
-    let committed = Ledger::read(dir.path()).check(c.as_ref());
-    assert!(committed > ROUNDS, "only {committed} messages committed");
+    for name in CHANNELS {
+        let ch = store.open_channel(name).unwrap();
+        let committed = Ledger::read(dir.path(), name).check(ch.as_ref());
+        assert!(
+            committed > ROUNDS / 2,
+            "only {committed} messages committed on {name}"
+        );
+    }
 }
 
 /// What the power-cut rounds committed and removed, from the file the
@@ -190,14 +198,14 @@ struct Ledger {
 }
 
 impl Ledger {
-    /// The ledger's file in the test directory.
-    fn path(dir: &Path) -> std::path::PathBuf {
-        dir.join("ledger")
+    /// The file of a channel's ledger in the test directory.
+    fn path(dir: &Path, channel: &str) -> std::path::PathBuf {
+        dir.join(format!("ledger.{channel}"))
     }
 
-    /// Reads the ledger (empty before the first round).
-    fn read(dir: &Path) -> Self {
-        let text = std::fs::read_to_string(Self::path(dir)).unwrap_or_default();
+    /// Reads a channel's ledger (empty before the first round).
+    fn read(dir: &Path, channel: &str) -> Self {
+        let text = std::fs::read_to_string(Self::path(dir, channel)).unwrap_or_default();
         let mut ledger = Self::default();
         for line in text.lines() {
             let words: Vec<u64> = line[2..].split(' ').map(|w| w.parse().unwrap()).collect();
@@ -245,7 +253,7 @@ impl Ledger {
 /// Child of the test above: opens the store through a power-cut layer set
 /// to crash at a random file operation (recovery included), checks what
 /// earlier rounds committed, then appends, commits, removes and flushes at
-/// random until the power goes.
+/// random on two channels until the power goes.
 #[test]
 #[ignore = "run as a child process by power_cuts_lose_no_committed_message"]
 fn power_cut_child() {
@@ -262,16 +270,21 @@ fn power_cut_child() {
         index_appends: true,
     };
     let store = open_hooked(dir, hooks);
-    let c = store.open_channel("c").unwrap();
-    let ledger = Ledger::read(dir);
-    ledger.check(c.as_ref());
-    let mut file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(Ledger::path(dir))
-        .unwrap();
-    let mut uncommitted = None;
+    let mut channels: Vec<_> = CHANNELS
+        .iter()
+        .map(|name| {
+            let ch = store.open_channel(name).unwrap();
+            Ledger::read(dir, name).check(ch.as_ref());
+            let ledger = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(Ledger::path(dir, name))
+                .unwrap();
+            (ch, ledger, None)
+        })
+        .collect();
     loop {
+        let (c, file, uncommitted) = &mut channels[rng.random_range(0..CHANNELS.len())];
         let last = c.state().last;
         match rng.random_range(0..20) {
             0..=11 => {
@@ -280,12 +293,15 @@ fn power_cut_child() {
                 uncommitted.get_or_insert(last + 1);
             }
             12..=16 => {
-                store.commit().unwrap();
-                note_commit(&mut file, &mut uncommitted, last, round);
+                c.commit().unwrap();
+                note_commit(file, uncommitted, last, round);
             }
             17 => {
                 store.flush().unwrap();
-                note_commit(&mut file, &mut uncommitted, last, round);
+                for (c, file, uncommitted) in &mut channels {
+                    let last = c.state().last;
+                    note_commit(file, uncommitted, last, round);
+                }
             }
             _ => {
                 let through = last.saturating_sub(rng.random_range(5..40));
