@@ -33,6 +33,10 @@ pub(super) trait SegmentFile: Send + Sync {
     fn truncate(&self, len: u64) -> io::Result<()>;
     /// Makes every write so far durable (fdatasync).
     fn sync_data(&self) -> io::Result<()>;
+    /// Allocates the file's blocks up to `len` bytes (the file grows to
+    /// `len` if shorter; new bytes read as zeros), so that appends within
+    /// them need no size change at each commit.
+    fn allocate(&self, len: u64) -> io::Result<()>;
 }
 
 /// The operating system's files.
@@ -90,5 +94,25 @@ impl SegmentFile for File {
 
     fn sync_data(&self) -> io::Result<()> {
         File::sync_data(self)
+    }
+
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    fn allocate(&self, len: u64) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let len = libc::off_t::try_from(len).map_err(|_| io::ErrorKind::InvalidInput)?;
+        // SAFETY: the descriptor is open for as long as `self` lives.
+        match unsafe { libc::fallocate(self.as_raw_fd(), 0, 0, len) } {
+            0 => Ok(()),
+            _ => match io::Error::last_os_error() {
+                // A file system without fallocate just grows as it is written.
+                e if e.raw_os_error() == Some(libc::EOPNOTSUPP) => Ok(()),
+                e => Err(e),
+            },
+        }
+    }
+
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    fn allocate(&self, _len: u64) -> io::Result<()> {
+        Ok(())
     }
 }

@@ -172,6 +172,19 @@ impl SegmentFiles {
         Ok(())
     }
 
+    /// Allocates a segment's blocks up to `len` bytes (see
+    /// [`SegmentFile::allocate`]).
+    ///
+    /// # Errors
+    ///
+    /// `Sled(Io)` if the file cannot be opened or allocated.
+    pub(super) fn reserve(&self, seg: SegmentId, len: u64) -> Result<()> {
+        match self.handle(seg, false)? {
+            Some(file) => io(file.allocate(len)),
+            None => Ok(()),
+        }
+    }
+
     /// Reads `len` bytes at `offset` of a segment; `Ok(None)` if the file is
     /// gone (its records were removed meanwhile).
     ///

@@ -56,6 +56,11 @@ const REMOVE_CHUNK: usize = 4096;
 /// spans two files, so a segment can exceed this by one append.
 const SEGMENT_BYTES: u64 = 64 << 20;
 
+/// Appends allocate their segment file's blocks this far ahead (capped at
+/// the segment size), so that a commit's fdatasync rarely has a file size
+/// to update as well.
+const RESERVE_STEP: u64 = 1 << 20;
+
 /// How many bytes of sound records, newest first, opening a channel checks
 /// (CRC) after the newest sound one: the file's pages since the last fsync
 /// may have reached the disk in any order.
@@ -136,6 +141,9 @@ struct LogState {
     /// The segment appends go to and its length; `None` when the log is
     /// empty (the next append starts a segment).
     active: Option<(u64, u64)>,
+    /// How far the active segment's blocks are allocated (0 after a
+    /// restart: the next append allocates again).
+    reserved: u64,
 }
 
 /// Encodes the floor entry.
@@ -384,7 +392,22 @@ impl ChannelStore for SledChannel {
         let (entries, buf) = index_records(&records, segment, offset)?;
         drop(records);
         // Data first, then the index that names it.
+        let end = offset.saturating_add(super::codec::len_u64(buf.len()));
+        if offset == 0 {
+            log.reserved = 0;
+        }
         self.files.write_at((self.id, segment), offset, &buf)?;
+        if end > log.reserved {
+            let ahead = end.div_ceil(RESERVE_STEP).saturating_mul(RESERVE_STEP);
+            let target = ahead.min(self.limits.segment_bytes).max(end);
+            if target > end {
+                // Only a speed-up: a file system that refuses still works.
+                if let Err(e) = self.files.reserve((self.id, segment), target) {
+                    tracing::debug!(channel = %self.name, error = %e, "cannot allocate segment blocks");
+                }
+            }
+            log.reserved = target;
+        }
         if !self.index_appends {
             // A crash test's stand-in for entries sled lost.
         } else if let [entry] = &entries[..] {
@@ -404,10 +427,7 @@ impl ChannelStore for SledChannel {
         log.msgs = log.last - log.first + 1;
         log.bytes = log.bytes.saturating_add(cum - log.last_cum);
         log.last_cum = cum;
-        log.active = Some((
-            segment,
-            offset.saturating_add(super::codec::len_u64(buf.len())),
-        ));
+        log.active = Some((segment, end));
         Ok(())
     }
 

@@ -159,6 +159,13 @@ impl SegmentFile for LazyFile {
         self.file.sync_all()
     }
 
+    fn allocate(&self, len: u64) -> io::Result<()> {
+        if self.file.metadata()?.len() < len {
+            self.file.set_len(len)?;
+        }
+        Ok(())
+    }
+
     fn sync_data(&self) -> io::Result<()> {
         self.cut.tick();
         let mut pending = self.pending();

@@ -18,6 +18,10 @@ use crate::store::msg_index::{Frame, IndexEntry, FRAME_LEN};
 use crate::store::msg_record::{seq_key, Record};
 use crate::store::Result;
 
+/// How many bytes past the last record recovery reads to tell blocks
+/// allocated ahead (zeros) from a torn write.
+const TAIL_ZERO_SAMPLE: u64 = 64 << 10;
+
 impl SledChannel {
     /// Drops the newest index entries whose record the segment file does
     /// not hold intact, then removes segment files no entry names and cuts
@@ -75,9 +79,16 @@ impl SledChannel {
         }
         if let Some(last) = last {
             let seg = (self.id, last.segment);
-            if self.files.len(seg)?.is_some_and(|len| len > last.end()) {
-                tracing::warn!(channel = %self.name, "cutting bytes past the last record");
-                self.files.truncate(seg, last.end())?;
+            if let Some(len) = self.files.len(seg)?.filter(|len| *len > last.end()) {
+                // Zeros are blocks allocated ahead of appends, kept for
+                // the next ones; anything else is the torn tail of a write
+                // no commit covered, cut so that it cannot pass for a record.
+                let sample = (len - last.end()).min(TAIL_ZERO_SAMPLE);
+                let tail = self.files.read_at(seg, last.end(), sample as usize)?;
+                if tail.is_some_and(|t| t.iter().any(|b| *b != 0)) {
+                    tracing::warn!(channel = %self.name, "cutting bytes past the last record");
+                    self.files.truncate(seg, last.end())?;
+                }
             }
         }
         Ok(())
@@ -244,6 +255,7 @@ impl SledChannel {
             bytes,
             last_cum: back.cum,
             active: Some((back.segment, back.end())),
+            reserved: 0,
         })
     }
 }
