@@ -369,3 +369,50 @@ fn a_format_3_store_is_read_and_upgraded() {
     all.extend(round_msgs(6, 9, 1));
     assert_eq!(c.range(0, 100).unwrap(), all);
 }
+
+#[test]
+fn blocks_allocated_ahead_are_kept_and_a_torn_tail_is_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let seg = dir
+        .path()
+        .join("msgs")
+        .join("1")
+        .join(format!("{:020}.seg", 1));
+    let open = || retry_locked(|| SledStore::open(sled_options(dir.path())));
+    {
+        let store = open();
+        let c = store.open_channel("c").unwrap();
+        c.append(&round_msgs(1, 20, 0)).unwrap();
+        c.commit().unwrap();
+        store.flush().unwrap();
+    }
+    // The file was allocated 1 MiB ahead; a restart keeps the zeros.
+    assert_eq!(std::fs::metadata(&seg).unwrap().len(), 1 << 20);
+    {
+        let store = open();
+        let c = store.open_channel("c").unwrap();
+        assert_eq!(c.range(0, 100).unwrap(), round_msgs(1, 20, 0));
+        c.append(&round_msgs(21, 30, 1)).unwrap();
+        store.flush().unwrap();
+    }
+    assert_eq!(std::fs::metadata(&seg).unwrap().len(), 1 << 20);
+    // Bytes that are not zeros past the last record are a torn write: cut.
+    let file = OpenOptions::new().write(true).open(&seg).unwrap();
+    let end = {
+        let db = retry_locked(|| sled::open(dir.path()));
+        let msgs = db.open_tree("chan.1.msgs").unwrap();
+        let (k, v) = msgs.last().unwrap().unwrap();
+        crate::store::msg_index::IndexEntry::parse(&k, &v)
+            .unwrap()
+            .end()
+    };
+    assert!(end < 1 << 20);
+    std::os::unix::fs::FileExt::write_all_at(&file, b"torn", end + 100).unwrap();
+    drop(file);
+    let store = open();
+    let c = store.open_channel("c").unwrap();
+    let mut all = round_msgs(1, 20, 0);
+    all.extend(round_msgs(21, 30, 1));
+    assert_eq!(c.range(0, 100).unwrap(), all);
+    assert_eq!(std::fs::metadata(&seg).unwrap().len(), end);
+}

@@ -74,6 +74,22 @@ impl SledChannel {
                 _ => false,
             };
             if !named {
+                // Past the last record: bytes no commit covered (a torn
+                // append's new segment), or records after a damaged one.
+                let newer = match last {
+                    Some(l) => l.segment,
+                    None => match self.msgs.get(FLOOR_KEY)? {
+                        Some(v) => parse_floor(&v)?.1,
+                        None => 0,
+                    },
+                };
+                if seg > newer && self.files.len((self.id, seg))?.is_some_and(|l| l > 0) {
+                    tracing::warn!(
+                        channel = %self.name,
+                        segment = seg,
+                        "deleting a segment file past the last sound record"
+                    );
+                }
                 self.files.delete_now((self.id, seg))?;
             }
         }
@@ -86,7 +102,13 @@ impl SledChannel {
                 let sample = (len - last.end()).min(TAIL_ZERO_SAMPLE);
                 let tail = self.files.read_at(seg, last.end(), sample as usize)?;
                 if tail.is_some_and(|t| t.iter().any(|b| *b != 0)) {
-                    tracing::warn!(channel = %self.name, "cutting bytes past the last record");
+                    tracing::warn!(
+                        channel = %self.name,
+                        segment = last.segment,
+                        offset = last.end(),
+                        bytes = len - last.end(),
+                        "cutting bytes past the last sound record (a write no commit covered, or damage)"
+                    );
                     self.files.truncate(seg, last.end())?;
                 }
             }
