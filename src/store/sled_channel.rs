@@ -16,9 +16,9 @@
 //!
 //! Writes go data first: `append` writes its records, each after a frame
 //! (length, CRC, first sequence), to the segment file, then inserts their
-//! index entries in one batch. `ChannelStore::commit` fdatasyncs its segment files
-//! and is the commit point: the index becomes durable later, when sled
-//! flushes (on its own, or at `Store::flush`). So after a crash the index
+//! index entries in one batch. `ChannelStore::commit` fdatasyncs the
+//! channel's segment files and is the commit point: the index becomes
+//! durable later, when sled flushes (on its own, or at `Store::flush`). So after a crash the index
 //! may be ahead of the file or behind it. Opening a channel checks the
 //! newest entries against the file (length and CRC) and drops those that
 //! fail, then walks the frames past the last entry (into the next segment
