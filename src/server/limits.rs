@@ -16,9 +16,11 @@ use crate::store::retention::{self, SizeLimits};
 /// (after the commands queued meanwhile) while more are expired.
 const EXPIRE_PASS: u64 = 100_000;
 
-/// How long after a removal a flush deletes the segment files it emptied,
-/// unless a commit's flush came first (it does, under steady publishing).
-const RELEASE_DELAY: Duration = Duration::from_secs(1);
+/// How long after a removal a flush deletes the segment files it emptied
+/// (a publish's commit syncs only segment files, so it never does). Short,
+/// because a fast publisher fills a new 64 MB segment in about a second;
+/// removals within it share the flush.
+const RELEASE_DELAY: Duration = Duration::from_millis(100);
 
 /// The longest an expiry pass waits to take more messages along.
 const EXPIRE_COALESCE_MAX: Duration = Duration::from_secs(1);
