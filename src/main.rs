@@ -111,10 +111,9 @@ fn run(config: Config) -> anyhow::Result<()> {
     // clients, and each message is mostly hand-offs between tasks, which
     // cost a futex wake-up whenever they cross workers. Disk work runs on
     // the blocking pool either way. Measured on 2 cores (BENCHMARKS.md):
-    // one worker spends 15-25 % less CPU per message than two.
+    // one worker spends 6-11 % less CPU per message than two.
     if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        builder.worker_threads((cores / 2).max(1));
+        builder.worker_threads((cores() / 2).max(1));
     }
     let runtime = builder
         .enable_all()
@@ -158,6 +157,11 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + S
     })
 }
 
+/// The cores this process may run on (1 if unknown).
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
 /// glibc gives threads that allocate at once arenas of their own (up to 8
 /// per core) and keeps what a burst freed in each of them: after a
 /// restart's redelivery storm the server held far more memory than it
@@ -168,8 +172,7 @@ fn limit_malloc_arenas() {
     if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
         return;
     }
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    let arenas = i32::try_from(cores).unwrap_or(i32::MAX);
+    let arenas = i32::try_from(cores()).unwrap_or(i32::MAX);
     // SAFETY: mallopt only sets a parameter of the allocator; this runs
     // first in main, before any other thread allocates.
     unsafe {

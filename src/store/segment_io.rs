@@ -50,19 +50,26 @@ fn missing_ok(res: io::Result<()>) -> io::Result<()> {
     }
 }
 
+/// Opens a file for reading and writing, creating it if `create`;
+/// `Ok(None)` if it does not exist and `create` is false. Every layer opens
+/// its files so.
+pub(super) fn open_file(path: &Path, create: bool) -> io::Result<Option<File>> {
+    let opened = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(create)
+        .truncate(false)
+        .open(path);
+    match opened {
+        Ok(file) => Ok(Some(file)),
+        Err(e) if e.kind() == ErrorKind::NotFound && !create => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 impl SegmentIo for OsIo {
     fn open(&self, path: &Path, create: bool) -> io::Result<Option<Arc<dyn SegmentFile>>> {
-        let opened = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(create)
-            .truncate(false)
-            .open(path);
-        match opened {
-            Ok(file) => Ok(Some(Arc::new(file))),
-            Err(e) if e.kind() == ErrorKind::NotFound && !create => Ok(None),
-            Err(e) => Err(e),
-        }
+        Ok(open_file(path, create)?.map(|f| Arc::new(f) as Arc<dyn SegmentFile>))
     }
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {

@@ -68,6 +68,14 @@ struct FilesState {
     doomed: Vec<SegmentId>,
 }
 
+impl FilesState {
+    /// Numbers a new write or directory change.
+    fn next_change(&mut self) -> u64 {
+        self.changes += 1;
+        self.changes
+    }
+}
+
 /// Converts an I/O result into the store's.
 fn io<T>(res: std::io::Result<T>) -> Result<T> {
     res.map_err(|e| sled::Error::Io(e).into())
@@ -131,8 +139,7 @@ impl SegmentFiles {
                 None if !create => return Ok(None),
                 None => {
                     let dir = self.channel_dir(seg.0);
-                    st.changes += 1;
-                    let change = st.changes;
+                    let change = st.next_change();
                     if !dir.exists() {
                         io(fs::create_dir_all(&dir))?;
                         st.dirty_dirs.insert(self.root.clone(), change);
@@ -166,8 +173,7 @@ impl SegmentFiles {
         io(file.write_all_at(bytes, offset))?;
         // Marked after the write: a sync that sees the mark syncs it.
         let mut st = self.state();
-        st.changes += 1;
-        let change = st.changes;
+        let change = st.next_change();
         st.dirty.insert(seg, (file, change));
         Ok(())
     }

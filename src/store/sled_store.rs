@@ -61,10 +61,11 @@ pub struct SledOptions {
 
 /// The durable store. A channel's `commit` fdatasyncs its segment files
 /// written since their last sync: appends are durable then, their index
-/// entries not yet. `flush` syncs every file and flushes sled (subscriptions, clients, removals). Between
-/// flushes sled writes in the background (its default `flush_every_ms`),
-/// so after a crash the index may be behind the files or ahead of them;
-/// channel recovery accounts for both.
+/// entries not yet. `flush` syncs every file and flushes sled
+/// (subscriptions, clients, removals). Between flushes sled writes in the
+/// background (its default `flush_every_ms`), so after a crash the index
+/// may be behind the files or ahead of them; channel recovery accounts for
+/// both.
 pub struct SledStore {
     /// The database; kept for `flush` and for opening/dropping channel trees.
     db: sled::Db,

@@ -6,7 +6,7 @@
 //! sled's own files are not interposed: the segment files are the commit
 //! point, the index is rebuilt from them.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use rand::Rng;
 
-use crate::store::segment_io::{OsIo, SegmentFile, SegmentIo};
+use crate::store::segment_io::{open_file, OsIo, SegmentFile, SegmentIo};
 
 /// The layer; one per store.
 pub(super) struct PowerCut {
@@ -75,16 +75,8 @@ impl PowerCut {
 
 impl SegmentIo for Arc<PowerCut> {
     fn open(&self, path: &Path, create: bool) -> io::Result<Option<Arc<dyn SegmentFile>>> {
-        let opened = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(create)
-            .truncate(false)
-            .open(path);
-        let file = match opened {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound && !create => return Ok(None),
-            Err(e) => return Err(e),
+        let Some(file) = open_file(path, create)? else {
+            return Ok(None);
         };
         let file = Arc::new(LazyFile {
             file,

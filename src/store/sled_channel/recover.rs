@@ -68,22 +68,20 @@ impl SledChannel {
             (Some(f), Some(l)) => (parse_entry(f)?, parse_entry(l)?),
             _ => (None, None),
         };
+        // Segments named past this hold no record of the log: bytes no
+        // commit covered (a torn append's new segment), or records after a
+        // damaged one. Older unnamed ones were emptied by removals.
+        let newest = match last {
+            Some(l) => l.segment,
+            None => self.floor()?.1,
+        };
         for seg in self.files.list(self.id)? {
             let named = match (first, last) {
                 (Some(f), Some(l)) => (f.segment..=l.segment).contains(&seg),
                 _ => false,
             };
             if !named {
-                // Past the last record: bytes no commit covered (a torn
-                // append's new segment), or records after a damaged one.
-                let newer = match last {
-                    Some(l) => l.segment,
-                    None => match self.msgs.get(FLOOR_KEY)? {
-                        Some(v) => parse_floor(&v)?.1,
-                        None => 0,
-                    },
-                };
-                if seg > newer && self.files.len((self.id, seg))?.is_some_and(|l| l > 0) {
+                if seg > newest && self.files.len((self.id, seg))?.is_some_and(|l| l > 0) {
                     tracing::warn!(
                         channel = %self.name,
                         segment = seg,
@@ -131,11 +129,7 @@ impl SledChannel {
         let (mut segment, mut offset, mut expected) = match last {
             Some(e) => (e.segment, e.end(), e.last_seq().saturating_add(1)),
             None => {
-                let floor_last = match self.msgs.get(FLOOR_KEY)? {
-                    Some(v) => parse_floor(&v)?.1,
-                    None => 0,
-                };
-                let next = floor_last.saturating_add(1);
+                let next = self.floor()?.1.saturating_add(1);
                 (next, 0, next)
             }
         };
@@ -212,6 +206,14 @@ impl SledChannel {
         }
     }
 
+    /// The floor entry, (first, last); (0, 0) if none was written.
+    fn floor(&self) -> Result<(u64, u64)> {
+        match self.msgs.get(FLOOR_KEY)? {
+            Some(v) => parse_floor(&v),
+            None => Ok((0, 0)),
+        }
+    }
+
     /// Whether the segment file holds `entry`'s record intact.
     fn is_sound(&self, entry: &IndexEntry, lens: &mut HashMap<u64, Option<u64>>) -> Result<bool> {
         let seg = (self.id, entry.segment);
@@ -229,10 +231,7 @@ impl SledChannel {
     /// The counts of the log, from the floor, the first and last entries
     /// and the first record.
     pub(super) fn recover_counts(&self) -> Result<LogState> {
-        let (floor_first, floor_last) = match self.msgs.get(FLOOR_KEY)? {
-            Some(v) => parse_floor(&v)?,
-            None => (0, 0),
-        };
+        let (floor_first, floor_last) = self.floor()?;
         let first_entry = self.msgs.range(all_entries()).next().transpose()?;
         let last_entry = self.msgs.range(all_entries()).next_back().transpose()?;
         let (Some(fkv), Some(lkv)) = (first_entry, last_entry) else {
