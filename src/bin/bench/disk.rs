@@ -31,12 +31,9 @@ const MIB: f64 = (1u64 << 20) as f64;
 /// Flags of this scenario.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
-    /// NATS server URL.
-    #[arg(long, default_value = "nats://127.0.0.1:4222")]
-    url: String,
-    /// Cluster ID of the server under test.
-    #[arg(long, default_value = "test-cluster")]
-    cluster_id: String,
+    /// The nats-server and cluster ID of the server under test.
+    #[command(flatten)]
+    target: crate::Target,
     /// Messages to publish (all on one channel).
     #[arg(long, short = 'n', default_value_t = 2_000_000)]
     count: u64,
@@ -177,8 +174,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let id = format!("bench-disk-{}", nuid::next());
     let wait = Duration::from_secs(10);
-    let conn =
-        crate::stan_connect(&args.url, &args.cluster_id, id, args.max_inflight, wait).await?;
+    let conn = crate::stan_connect(
+        &args.target.url,
+        &args.target.cluster_id,
+        id,
+        args.max_inflight,
+        wait,
+    )
+    .await?;
     let channel = format!("{}.{}", args.channel, nuid::next());
 
     let acked = Arc::new(AtomicU64::new(0));

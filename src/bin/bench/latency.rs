@@ -20,12 +20,9 @@ use tokio::sync::Mutex;
 /// Flags of this scenario.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
-    /// NATS server URL.
-    #[arg(long, default_value = "nats://127.0.0.1:4222")]
-    url: String,
-    /// Cluster ID of the server under test.
-    #[arg(long, default_value = "test-cluster")]
-    cluster_id: String,
+    /// The nats-server and cluster ID of the server under test.
+    #[command(flatten)]
+    target: crate::Target,
     /// Messages per second.
     #[arg(long, default_value_t = 10_000)]
     rate: u64,
@@ -53,7 +50,14 @@ fn histogram() -> anyhow::Result<Histogram<u64>> {
 
 async fn connect(args: &Args, client_id: &str) -> anyhow::Result<Connection> {
     let wait = Duration::from_secs(10);
-    crate::stan_connect(&args.url, &args.cluster_id, client_id, 1 << 16, wait).await
+    crate::stan_connect(
+        &args.target.url,
+        &args.target.cluster_id,
+        client_id,
+        1 << 16,
+        wait,
+    )
+    .await
 }
 
 /// Runs the scenario and prints the percentiles.

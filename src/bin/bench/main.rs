@@ -25,18 +25,26 @@ mod recovery;
 /// What the echo responder prints once it listens.
 const ECHO_READY: &str = "echo responder ready";
 
+/// Where the server under test is reached: every scenario's first flags.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Target {
+    /// NATS server URL.
+    #[arg(long, default_value = "nats://127.0.0.1:4222")]
+    pub url: String,
+    /// Cluster ID of the server under test.
+    #[arg(long, default_value = "test-cluster")]
+    pub cluster_id: String,
+}
+
 #[derive(Parser, Debug, Clone)]
 #[command(about = "Benchmark a STAN server against an echo ceiling on the same nats-server")]
 struct Args {
     /// A long-running scenario instead of the throughput run.
     #[command(subcommand)]
     scenario: Option<Scenario>,
-    /// NATS server URL.
-    #[arg(long, default_value = "nats://127.0.0.1:4222")]
-    url: String,
-    /// Cluster ID of the server under test.
-    #[arg(long, default_value = "test-cluster")]
-    cluster_id: String,
+    /// The nats-server and cluster ID of the server under test.
+    #[command(flatten)]
+    target: Target,
     /// Number of publishers (each its own STAN connection).
     #[arg(long, default_value_t = 1)]
     np: usize,
@@ -100,14 +108,14 @@ async fn main() -> anyhow::Result<()> {
         None => {}
     }
     if let Some(cluster_id) = &args.echo_responder {
-        return echo_responder(&args.url, cluster_id).await;
+        return echo_responder(&args.target.url, cluster_id).await;
     }
     if let Some(n) = args.idle_clients {
         return idle_clients(&args, n).await;
     }
     if let Some(pid) = args.server_pid {
         println!("server RSS before: {:.1} MB", rss_mb(pid)?);
-        let result = run_scenario(&args, &args.cluster_id, "stanchion").await;
+        let result = run_scenario(&args, &args.target.cluster_id, "stanchion").await;
         println!("server RSS after: {:.1} MB", rss_mb(pid)?);
         return result.map(|_| ());
     }
@@ -116,7 +124,7 @@ async fn main() -> anyhow::Result<()> {
     } else {
         let echo_cid = format!("echo-{}", nuid::next());
         let mut child = tokio::process::Command::new(std::env::current_exe()?)
-            .args(["--url", &args.url, "--echo-responder", &echo_cid])
+            .args(["--url", &args.target.url, "--echo-responder", &echo_cid])
             .kill_on_drop(true)
             .stdout(std::process::Stdio::piped())
             .spawn()
@@ -132,7 +140,7 @@ async fn main() -> anyhow::Result<()> {
         let _ = child.kill().await;
         Some(result?)
     };
-    let server = run_scenario(&args, &args.cluster_id, "stanchion").await?;
+    let server = run_scenario(&args, &args.target.cluster_id, "stanchion").await?;
     if let Some(ceiling) = ceiling {
         println!(
             "ratio: publish {:.1}% of the echo ceiling{}",
@@ -161,7 +169,7 @@ async fn run_scenario(args: &Args, cluster_id: &str, label: &str) -> anyhow::Res
     // Subscribers (only against the real server: the echo stores nothing).
     let received = Arc::new(AtomicU64::new(0));
     let mut sub_tasks = Vec::new();
-    let is_echo = cluster_id != args.cluster_id;
+    let is_echo = cluster_id != args.target.cluster_id;
     if !is_echo {
         for i in 0..args.ns {
             let conn =
@@ -259,7 +267,14 @@ async fn run_scenario(args: &Args, cluster_id: &str, label: &str) -> anyhow::Res
 
 async fn connect(args: &Args, cluster_id: &str, client_id: &str) -> anyhow::Result<Connection> {
     let wait = Duration::from_secs(10);
-    stan_connect(&args.url, cluster_id, client_id, args.max_inflight, wait).await
+    stan_connect(
+        &args.target.url,
+        cluster_id,
+        client_id,
+        args.max_inflight,
+        wait,
+    )
+    .await
 }
 
 /// A STAN connection on a NATS connection of its own, whose subscriptions
@@ -337,14 +352,17 @@ async fn idle_clients(args: &Args, n: usize) -> anyhow::Result<()> {
         ncs.push(
             async_nats::ConnectOptions::new()
                 .subscription_capacity(1 << 16)
-                .connect(&args.url)
+                .connect(&args.target.url)
                 .await?,
         );
     }
     let mut conns = Vec::with_capacity(n);
     let start = Instant::now();
     for i in 0..n {
-        let mut opts = Options::new(&args.cluster_id, format!("idle-{i}-{}", nuid::next()));
+        let mut opts = Options::new(
+            &args.target.cluster_id,
+            format!("idle-{i}-{}", nuid::next()),
+        );
         opts.connect_wait = Duration::from_secs(30);
         // Client pings are a separate load; idle here means heartbeats only.
         opts.ping_interval = 3600;

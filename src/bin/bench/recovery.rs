@@ -44,12 +44,9 @@ use traffic::{
 /// Flags of this scenario.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
-    /// NATS server URL (the one stanchion joins).
-    #[arg(long, default_value = "nats://127.0.0.1:4222")]
-    url: String,
-    /// Cluster ID.
-    #[arg(long, default_value = "test-cluster")]
-    cluster_id: String,
+    /// The nats-server and cluster ID of the server under test.
+    #[command(flatten)]
+    target: crate::Target,
     /// The stanchion binary to run.
     #[arg(long, default_value = "target/release/stanchion")]
     stanchion: PathBuf,
@@ -135,8 +132,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if chans.iter().any(|c| c.last < args.pending as u64) {
         bail!("every channel needs at least --pending messages");
     }
-    let mut argv: Vec<String> = vec!["--nats_server".into(), args.url.clone()];
-    argv.extend(["--cluster_id".into(), args.cluster_id.clone()]);
+    let mut argv: Vec<String> = vec!["--nats_server".into(), args.target.url.clone()];
+    argv.extend(["--cluster_id".into(), args.target.cluster_id.clone()]);
     argv.extend(["--dir".into(), args.dir.display().to_string()]);
     argv.extend(args.stanchion_args.iter().cloned());
     let log_dir = match &args.log_dir {
@@ -150,8 +147,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         args.stanchion.clone(),
         argv,
         log_dir,
-        &args.url,
-        &args.cluster_id,
+        &args.target.url,
+        &args.target.cluster_id,
     )
     .await?;
     let mut r = Run {
@@ -163,7 +160,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         goals: Goals::default(),
     };
     let live = r.fill().await?;
-    let ncs = nats_conns(&r.args.url, r.args.nats_conns).await?;
+    let ncs = nats_conns(&r.args.target.url, r.args.nats_conns).await?;
     let mut durs = r.open_durables(&ncs).await?;
     r.restart_crash(&mut durs).await?;
     r.restart_stop(&mut durs, &ncs).await?;
@@ -251,7 +248,7 @@ impl Run {
         open_all(
             &mut durs,
             ncs,
-            &self.args.cluster_id,
+            &self.args.target.cluster_id,
             start,
             self.args.pending,
             self.ack_wait(),
@@ -363,7 +360,7 @@ impl Run {
         open_all(
             durs,
             ncs,
-            &self.args.cluster_id,
+            &self.args.target.cluster_id,
             |_| StartAt::NewOnly,
             window,
             self.ack_wait(),

@@ -45,7 +45,14 @@ pub(super) fn last_of(chans: &[Chan], name: &str) -> u64 {
 pub(super) async fn stan(args: &Args, client_id: &str) -> anyhow::Result<Connection> {
     let id = format!("{client_id}-{}", nuid::next());
     let wait = Duration::from_secs(30);
-    crate::stan_connect(&args.url, &args.cluster_id, id, args.max_pub_acks, wait).await
+    crate::stan_connect(
+        &args.target.url,
+        &args.target.cluster_id,
+        id,
+        args.max_pub_acks,
+        wait,
+    )
+    .await
 }
 
 /// Fills `chans` with `--publishers` publishers taking channels in turn.
