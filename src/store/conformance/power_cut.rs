@@ -57,7 +57,7 @@ impl PowerCut {
         let mut rng = rand::rng();
         let files = self.files.lock().unwrap_or_else(PoisonError::into_inner);
         for file in files.iter().filter_map(Weak::upgrade) {
-            let pending = file.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            let pending = file.pending();
             for (offset, bytes) in pending.iter() {
                 let kept = match rng.random_range(0..3) {
                     0 => bytes.len(),
