@@ -4,7 +4,10 @@
 
 pub mod client;
 pub mod config;
+pub mod crypto;
+pub mod import;
 pub mod monitor;
+pub mod nss;
 pub mod protocol;
 pub mod server;
 pub mod store;

@@ -3,6 +3,7 @@
 //! one whether it is up. Everything else lives in the library.
 
 mod healthcheck;
+mod import_cmd;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -17,6 +18,11 @@ use tracing_subscriber::EnvFilter;
 fn main() -> ExitCode {
     limit_malloc_arenas();
     let mut args: Vec<_> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "import-nss") {
+        init_plain_logging();
+        args.remove(1);
+        return import_cmd::run(args);
+    }
     let healthcheck = args.get(1).is_some_and(|a| a == "healthcheck");
     if healthcheck {
         args.remove(1);
@@ -49,6 +55,16 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Logging for subcommands: `RUST_LOG` (default `info`) on stderr.
+fn init_plain_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
 }
 
 /// `RUST_LOG` (default `info`), with `-SD` / `-SV` raising stanchion's own

@@ -113,6 +113,9 @@ impl ChannelStore for FaultyChannel {
     fn remove_through(&self, seq: u64) -> Result<()> {
         self.inner.remove_through(seq)
     }
+    fn start_after(&self, last: u64) -> Result<()> {
+        self.inner.start_after(last)
+    }
     fn subs(&self) -> Result<Vec<RecoveredSub>> {
         self.inner.subs()
     }

@@ -30,7 +30,14 @@ Precedence: defaults < config file < environment < flags. The config file
 (-sc, else -c, else STANCHION_CONFIG) is an NSS config file in NATS config
 syntax (its streaming { } block if present), or TOML if it ends in .toml.
 Every option has an environment variable STANCHION_<OPTION>, shown with it.
-Logging: RUST_LOG (default info); -SD / -SV set stanchion's own level to debug / trace.";
+Logging: RUST_LOG (default info); -SD / -SV set stanchion's own level to debug / trace.
+
+Subcommands (each has its own --help):
+  stanchion import-nss --from NSS_DIR --dir DIR
+      copy a nats-streaming-server file store (messages, subscriptions,
+      clients) into a new stanchion store
+  stanchion healthcheck
+      exit 0 when the running server's /healthz answers 200";
 
 /// The command line as parsed. Every setting is an `Option` so that only
 /// the flags actually given override the lower layers. Its `Debug` shows

@@ -61,7 +61,7 @@ const FLUSH_RESERVE: Duration = Duration::from_secs(2);
 const CLOSE_WAIT: Duration = Duration::from_millis(500);
 
 /// Version of the records stanchion writes; checked at start.
-const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 1;
 
 /// Capacity of each internal NATS subscription. async-nats drops messages
 /// past it (SlowConsumer), so it is large and the dispatcher drains fast.

@@ -390,6 +390,44 @@ fn remove_through_front_and_all(open: Factory) {
     assert_eq!(store.open_channel("c").unwrap().state().first, 11);
 }
 
+fn start_after_continues_an_empty_log(open: Factory) {
+    let store = open();
+    let ch = store.open_channel("c").unwrap();
+    ch.start_after(30).unwrap();
+    let after = ChannelState {
+        first: 0,
+        last: 30,
+        msgs: 0,
+        bytes: 0,
+    };
+    assert_eq!(ch.state(), after);
+    assert!(ch.append(&msgs(1, 1)).is_err());
+    drop(ch);
+    // The empty log keeps its place across a restart.
+    let store = reopen(open, store);
+    let ch = store.open_channel("c").unwrap();
+    assert_eq!(ch.state(), after);
+    ch.append(&msgs(31, 35)).unwrap();
+    // Refused once the log holds messages, and never backwards.
+    assert!(ch.start_after(40).is_err());
+    let other = store.open_channel("d").unwrap();
+    other.start_after(5).unwrap();
+    assert!(other.start_after(4).is_err());
+    drop((ch, other));
+    let store = reopen(open, store);
+    let ch = store.open_channel("c").unwrap();
+    assert_eq!(
+        ch.state(),
+        ChannelState {
+            first: 31,
+            last: 35,
+            msgs: 5,
+            bytes: size(&msgs(31, 35)),
+        }
+    );
+    assert_eq!(ch.range(0, 100).unwrap(), msgs(31, 35));
+}
+
 fn subs_with_pending(open: Factory) {
     let store = open();
     let ch = store.open_channel("c").unwrap();
@@ -544,6 +582,7 @@ conformance_tests!(
     get_and_range_edges,
     first_seq_at_or_after_edges,
     remove_through_front_and_all,
+    start_after_continues_an_empty_log,
     subs_with_pending,
     delete_channel_removes_everything,
     everything_survives_reopen,

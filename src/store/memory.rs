@@ -238,6 +238,19 @@ impl ChannelStore for MemoryChannel {
         Ok(())
     }
 
+    fn start_after(&self, last: u64) -> Result<()> {
+        let mut log = self.write_log();
+        if !log.msgs.is_empty() || log.last > last {
+            return Err(StoreError::OutOfOrder {
+                channel: self.name.clone(),
+                last: log.last,
+                got: last.saturating_add(1),
+            });
+        }
+        log.last = last;
+        Ok(())
+    }
+
     fn subs(&self) -> Result<Vec<RecoveredSub>> {
         let subs = self.lock_subs();
         Ok(subs

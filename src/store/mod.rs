@@ -151,6 +151,11 @@ pub trait ChannelStore: Send + Sync + 'static {
     fn first_seq_at_or_after(&self, timestamp: i64) -> Result<Option<u64>>;
     /// Removes stored messages with sequence <= `seq` (retention limits).
     fn remove_through(&self, seq: u64) -> Result<()>;
+    /// Makes an empty log continue after `last`: its next append is
+    /// `last + 1`. For logs brought from another store whose first messages
+    /// were removed there. Refused when the log holds messages or already
+    /// went past `last`.
+    fn start_after(&self, last: u64) -> Result<()>;
     /// Every stored subscription with its pending sequences.
     fn subs(&self) -> Result<Vec<RecoveredSub>>;
     /// Applies a batch of subscription changes in order.

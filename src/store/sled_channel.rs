@@ -571,6 +571,23 @@ impl ChannelStore for SledChannel {
         Ok(())
     }
 
+    fn start_after(&self, last: u64) -> Result<()> {
+        let _alive = self.alive()?;
+        let mut log = self.log();
+        if log.msgs > 0 || log.last > last {
+            return Err(StoreError::OutOfOrder {
+                channel: self.name.clone(),
+                last: log.last,
+                got: last.saturating_add(1),
+            });
+        }
+        // The floor keeps `last` across restarts while no entry follows it.
+        self.msgs
+            .insert(FLOOR_KEY, &floor_value(last.saturating_add(1), last)[..])?;
+        log.last = last;
+        Ok(())
+    }
+
     fn subs(&self) -> Result<Vec<RecoveredSub>> {
         let _alive = self.alive()?;
         self.subs.subs()

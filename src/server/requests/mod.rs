@@ -36,7 +36,7 @@ use super::ServerError;
 use crate::config::Config;
 use crate::protocol::pb::{Ack, CloseRequest, ConnectRequest, ConnectResponse, PubAck, PubMsg};
 use crate::protocol::{errors, is_valid_channel, Subjects};
-use crate::store::Store;
+use crate::store::{ChannelStore, RecoveredSub, Store};
 use lifecycle::DupProbe;
 
 /// Most queued publishes/acks routed ahead of a close-type request. Bounds
@@ -117,7 +117,9 @@ struct Inputs {
     discover: Subscriber,
     pings: Subscriber,
     publish: Subscriber,
-    acks: Subscriber,
+    /// Acks under this server's prefix, plus the ack inboxes of imported
+    /// subscriptions that the reference server handed out.
+    acks: futures::stream::SelectAll<Subscriber>,
     subscribe: Subscriber,
     unsubscribe: Subscriber,
     sub_close: Subscriber,
@@ -175,8 +177,10 @@ pub async fn serve(setup: Setup, signal: CancellationToken) -> Result<(), Server
     };
     // Subscribe first: recovered channels redeliver at once, and the acks
     // for those redeliveries must find the ack subscription in place.
-    let mut inputs = d.subscribe_all(&ack_prefix).await?;
-    d.recover().await?;
+    let recovered = d.load().await?;
+    let foreign = foreign_ack_inboxes(&recovered.1, &ack_prefix);
+    let mut inputs = d.subscribe_all(&ack_prefix, &foreign).await?;
+    d.recover(recovered);
     nats.flush()
         .await
         .map_err(|e| ServerError::Nats(e.to_string()))?;
@@ -305,16 +309,43 @@ async fn probe_for_other_server(
     }
 }
 
+/// What recovery reads from the store: clients, and channels with their subscriptions.
+type Recovered = (
+    Vec<crate::store::ClientInfo>,
+    Vec<(Arc<dyn ChannelStore>, Vec<RecoveredSub>)>,
+);
+
+/// The ack inboxes of online subscriptions that are not under this server's
+/// prefix: those an imported store kept from the reference server, which
+/// gives each subscription an inbox of its own. Their clients go on acking
+/// there.
+fn foreign_ack_inboxes(
+    channels: &[(Arc<dyn ChannelStore>, Vec<RecoveredSub>)],
+    ack_prefix: &str,
+) -> Vec<String> {
+    let own = format!("{ack_prefix}.");
+    let mut inboxes: Vec<String> = channels
+        .iter()
+        .flat_map(|(_, subs)| subs)
+        .filter(|s| !s.state.is_closed && !s.state.ack_inbox.is_empty())
+        .filter(|s| !s.state.ack_inbox.starts_with(&own))
+        .map(|s| s.state.ack_inbox.clone())
+        .collect();
+    inboxes.sort();
+    inboxes.dedup();
+    inboxes
+}
+
 /// Encodes a reply payload.
 fn encode(m: &impl prost::Message) -> Bytes {
     Bytes::from(m.encode_to_vec())
 }
 
 impl Dispatcher {
-    /// Restores clients and channels (with their subscriptions) from the store.
-    async fn recover(&mut self) -> Result<(), ServerError> {
+    /// Reads clients and channels (with their subscriptions) from the store.
+    async fn load(&self) -> Result<Recovered, ServerError> {
         let store = self.store.clone();
-        let (clients, channels) = tokio::task::spawn_blocking(move || -> Result<_, ServerError> {
+        tokio::task::spawn_blocking(move || -> Result<_, ServerError> {
             let clients = store.clients()?;
             let mut channels = Vec::new();
             for name in store.channel_names()? {
@@ -325,7 +356,12 @@ impl Dispatcher {
             Ok((clients, channels))
         })
         .await
-        .map_err(|e| ServerError::Internal(e.to_string()))??;
+        .map_err(|e| ServerError::Internal(e.to_string()))?
+    }
+
+    /// Restores what [`Dispatcher::load`] read: registers the clients and
+    /// starts each channel with its subscriptions.
+    fn recover(&mut self, (clients, channels): Recovered) {
         for c in clients {
             self.clients.register(c);
         }
@@ -338,10 +374,13 @@ impl Dispatcher {
             self.lower_names.insert(name.to_lowercase(), name.clone());
             self.channels.insert(name, handle);
         }
-        Ok(())
     }
 
-    async fn subscribe_all(&self, ack_prefix: &str) -> Result<Inputs, ServerError> {
+    async fn subscribe_all(
+        &self,
+        ack_prefix: &str,
+        foreign: &[String],
+    ) -> Result<Inputs, ServerError> {
         let sub = |subject: String| {
             let nats = self.nats.clone();
             async move {
@@ -355,7 +394,13 @@ impl Dispatcher {
             discover: sub(s.discover.clone()).await?,
             pings: sub(s.pings.clone()).await?,
             publish: sub(format!("{}.>", s.publish)).await?,
-            acks: sub(format!("{ack_prefix}.*")).await?,
+            acks: {
+                let mut acks = vec![sub(format!("{ack_prefix}.*")).await?];
+                for inbox in foreign {
+                    acks.push(sub(inbox.clone()).await?);
+                }
+                futures::stream::select_all(acks)
+            },
             subscribe: sub(s.subscribe.clone()).await?,
             unsubscribe: sub(s.unsubscribe.clone()).await?,
             sub_close: sub(s.sub_close.clone()).await?,
