@@ -1,0 +1,246 @@
+//! `stanchion import-nss` against real stores of the reference server
+//! (`tests/fixtures/nss-stores`, each with a manifest of what NSS served
+//! from it): the import leaves the source as it was, and stanchion started
+//! on the result with the manifest's limits serves every channel's
+//! messages as NSS did, and resumes offline durables with their unacked
+//! messages first.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use base64::Engine as _;
+use common::exit::run_to_exit;
+use common::*;
+use serde_json::Value;
+use stanchion::client::{Connection, Options, StartAt, SubscriptionOptions};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/nss-stores")
+        .join(name)
+}
+
+/// Every file under `dir` with its bytes.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.insert(p.clone(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+fn import(from: &Path, dir: &Path, key: Option<&str>) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stanchion"));
+    cmd.arg("import-nss")
+        .arg("--from")
+        .arg(from)
+        .arg("--dir")
+        .arg(dir);
+    cmd.env_remove("NATS_STREAMING_ENCRYPTION_KEY");
+    if let Some(k) = key {
+        cmd.arg("--encryption_key").arg(k);
+    }
+    run_to_exit(cmd, Duration::from_secs(60))
+}
+
+async fn connect(nats: &Nats, cluster: &str, id: &str) -> Connection {
+    let mut opts = Options::new(cluster, id);
+    opts.connect_wait = Duration::from_secs(5);
+    Connection::connect(nats.client().await, opts)
+        .await
+        .expect("STAN connect")
+}
+
+async fn check_fixture(name: &str) {
+    let dir = fixture(name);
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    let source = dir.join("store");
+    let before = snapshot(&source);
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let out = import(&source, &data, manifest["encryption_key"].as_str());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{name}: import failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let clients = manifest["clients"].as_array().unwrap().len();
+    assert!(
+        stdout.contains(&format!("clients:        {clients}\n")),
+        "{stdout}"
+    );
+    assert_eq!(snapshot(&source), before, "{name}: the source changed");
+
+    // A second import into the same directory is refused.
+    let again = import(&source, &data, manifest["encryption_key"].as_str());
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("is not empty"));
+
+    let cluster = manifest["cluster_id"].as_str().unwrap();
+    let mut args = vec!["--cluster_id", cluster];
+    let flags: Vec<String> = manifest["server_flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap().to_string())
+        .collect();
+    args.extend(flags.iter().map(String::as_str));
+    let nats = Nats::start();
+    let _server = Stanchion::start(&nats, &data, &args).await;
+
+    // Every channel serves exactly what NSS served.
+    let reader = connect(&nats, cluster, "import-check-reader").await;
+    for (channel, want) in manifest["channels"].as_object().unwrap() {
+        let msgs = want["messages"].as_array().unwrap();
+        let mut sub = reader
+            .subscribe(
+                channel,
+                SubscriptionOptions {
+                    start: StartAt::First,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        for m in msgs {
+            let got = next_msg(&mut sub).await;
+            let p = &got.proto;
+            assert_eq!(
+                p.sequence,
+                m["sequence"].as_u64().unwrap(),
+                "{name}/{channel}"
+            );
+            assert_eq!(
+                p.timestamp,
+                m["timestamp"].as_i64().unwrap(),
+                "{name}/{channel}"
+            );
+            let data = base64::engine::general_purpose::STANDARD
+                .decode(m["data"].as_str().unwrap())
+                .unwrap();
+            assert_eq!(
+                &p.data[..],
+                &data[..],
+                "{name}/{channel} seq {}",
+                p.sequence
+            );
+            assert_eq!(
+                p.reply,
+                m["reply"].as_str().unwrap_or(""),
+                "{name}/{channel}"
+            );
+        }
+        assert_quiet(&mut sub, Duration::from_millis(100)).await;
+    }
+
+    // Offline durables resume with their unacked messages first.
+    for s in manifest["subscriptions"].as_array().unwrap() {
+        if s["kind"] != "durable" || s["is_offline"] != true {
+            continue;
+        }
+        let channel = s["channel"].as_str().unwrap();
+        let conn = connect(&nats, cluster, s["client_id"].as_str().unwrap()).await;
+        let mut sub = conn
+            .subscribe(
+                channel,
+                SubscriptionOptions {
+                    durable_name: Some(s["durable_name"].as_str().unwrap().to_string()),
+                    max_in_flight: 1000,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let pending: Vec<u64> = s["pending"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        let mut got = next_seqs(&mut sub, pending.len()).await;
+        got.sort_unstable();
+        assert_eq!(got, pending, "{name}/{channel}: pending first");
+        let last_sent = s["last_sent"].as_u64().unwrap();
+        let last = manifest["channels"][channel]["last_seq"].as_u64().unwrap();
+        let new: Vec<u64> = ((last_sent + 1)..=last).collect();
+        assert_eq!(
+            next_seqs(&mut sub, new.len()).await,
+            new,
+            "{name}/{channel}"
+        );
+        assert_quiet(&mut sub, Duration::from_millis(100)).await;
+    }
+
+    // A publish continues each channel's sequence.
+    for (channel, want) in manifest["channels"].as_object().unwrap() {
+        let mut sub = reader
+            .subscribe(channel, SubscriptionOptions::default())
+            .await
+            .unwrap();
+        reader.publish(channel, "after the import").await.unwrap();
+        let got = next_msg(&mut sub).await;
+        assert_eq!(
+            got.sequence(),
+            want["last_seq"].as_u64().unwrap() + 1,
+            "{name}/{channel}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_nss_stopped_is_served_as_nss_served_it() {
+    tokio::time::timeout(Duration::from_secs(120), check_fixture("basic"))
+        .await
+        .expect("test took too long");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_nss_was_killed_on_is_served_as_nss_served_it() {
+    tokio::time::timeout(Duration::from_secs(120), check_fixture("crashed"))
+        .await
+        .expect("test took too long");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_of_many_and_removed_slices_is_served_as_nss_served_it() {
+    tokio::time::timeout(Duration::from_secs(120), check_fixture("sliced"))
+        .await
+        .expect("test took too long");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_encrypted_store_is_read_with_its_key() {
+    tokio::time::timeout(Duration::from_secs(120), check_fixture("encrypted"))
+        .await
+        .expect("test took too long");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_key_is_an_error_naming_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = import(
+        &fixture("encrypted").join("store"),
+        &tmp.path().join("data"),
+        Some("not-the-key"),
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("msgs.1.dat") && err.contains("wrong key"),
+        "{err}"
+    );
+}
