@@ -208,3 +208,6 @@ fn read_clients(
     }
     Ok(clients)
 }
+
+#[cfg(test)]
+mod tests;
