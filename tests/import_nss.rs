@@ -185,8 +185,52 @@ async fn check_fixture(name: &str) {
         assert_quiet(&mut sub, Duration::from_millis(100)).await;
     }
 
-    // A publish continues each channel's sequence.
+    // Registered clients stay registered: their ID is refused while their
+    // old heartbeat inbox answers; closed clients' IDs are free.
+    let nc = nats.client().await;
+    for c in manifest["clients"].as_array().unwrap() {
+        let mut hb = nc
+            .subscribe(c["hb_inbox"].as_str().unwrap().to_string())
+            .await
+            .unwrap();
+        nc.flush().await.unwrap();
+        let answer = nc.clone();
+        let responder = tokio::spawn(async move {
+            use futures::StreamExt;
+            while let Some(m) = hb.next().await {
+                if let Some(r) = m.reply {
+                    let _ = answer.publish(r, "".into()).await;
+                }
+            }
+        });
+        let mut opts = Options::new(cluster, c["id"].as_str().unwrap());
+        opts.connect_wait = Duration::from_secs(5);
+        let dup = Connection::connect(nats.client().await, opts).await;
+        assert!(
+            dup.is_err(),
+            "{name}: registered client {} was replaced",
+            c["id"]
+        );
+        responder.abort();
+    }
+    for c in manifest["closed_clients"].as_array().unwrap() {
+        connect(&nats, cluster, c["id"].as_str().unwrap()).await;
+    }
+
+    // A publish continues each channel's sequence, and the plain
+    // subscriptions of registered clients still deliver to their inbox.
     for (channel, want) in manifest["channels"].as_object().unwrap() {
+        let mut inboxes = Vec::new();
+        for s in manifest["subscriptions"].as_array().unwrap() {
+            if s["kind"] == "plain" && s["carry_over"] == true && s["channel"] == channel.as_str() {
+                inboxes.push(
+                    nc.subscribe(s["inbox"].as_str().unwrap().to_string())
+                        .await
+                        .unwrap(),
+                );
+            }
+        }
+        nc.flush().await.unwrap();
         let mut sub = reader
             .subscribe(channel, SubscriptionOptions::default())
             .await
