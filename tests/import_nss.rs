@@ -217,6 +217,52 @@ async fn check_fixture(name: &str) {
         connect(&nats, cluster, c["id"].as_str().unwrap()).await;
     }
 
+    // A durable queue group resumed by its members (new connections with
+    // the same client IDs) gets the group's unacked messages, then the rest.
+    for g in manifest["queue_groups"].as_array().unwrap() {
+        let channel = g["channel"].as_str().unwrap();
+        let mut members = Vec::new();
+        for id in g["members"].as_array().unwrap() {
+            let conn = connect(&nats, cluster, id.as_str().unwrap()).await;
+            members.push(conn);
+        }
+        let mut subs = Vec::new();
+        for conn in &members {
+            let opts = SubscriptionOptions {
+                queue_group: Some(g["queue_group"].as_str().unwrap().to_string()),
+                durable_name: Some(g["durable_name"].as_str().unwrap().to_string()),
+                ..Default::default()
+            };
+            subs.push(conn.subscribe(channel, opts).await.unwrap());
+        }
+        let last = manifest["channels"][channel]["last_seq"].as_u64().unwrap();
+        let mut want: Vec<u64> = g["pending"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        want.extend((g["last_sent"].as_u64().unwrap() + 1)..=last);
+        want.sort_unstable();
+        let mut got = Vec::new();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while got.len() < want.len() && tokio::time::Instant::now() < deadline {
+            for sub in &mut subs {
+                if let Ok(Some(m)) =
+                    tokio::time::timeout(Duration::from_millis(50), sub.next()).await
+                {
+                    got.push(m.sequence());
+                }
+            }
+        }
+        got.sort_unstable();
+        assert_eq!(got, want, "{name}/{channel}: the queue group's messages");
+        drop(subs);
+        for conn in members {
+            conn.close().await.unwrap();
+        }
+    }
+
     // A publish continues each channel's sequence, and the plain
     // subscriptions of registered clients still deliver to their inbox.
     for (channel, want) in manifest["channels"].as_object().unwrap() {
