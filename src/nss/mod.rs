@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use prost::Message as _;
 
 use crate::store::ClientInfo;
-use records::{End, RecordReader};
+use records::RecordReader;
 
 /// A source store that cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -172,13 +172,7 @@ fn read_clients(
     notes: &mut Vec<String>,
 ) -> Result<BTreeMap<String, ClientInfo>, NssError> {
     let mut clients = BTreeMap::new();
-    if !path.is_file() {
-        return Ok(clients);
-    }
-    let Some(mut records) = RecordReader::open(path, true)? else {
-        return Ok(clients);
-    };
-    while let Some(rec) = records.next_record()? {
+    records::for_each_typed(path, notes, |rec| {
         let bad = |e: prost::DecodeError| {
             NssError::at(path, rec.offset, format!("undecodable record: {e}"))
         };
@@ -199,13 +193,8 @@ fn read_clients(
                 ))
             }
         }
-    }
-    if let Some(End::Torn { offset }) = records.end() {
-        notes.push(format!(
-            "{}: record at offset {offset} is cut short (written when the server was killed); dropped",
-            path.display()
-        ));
-    }
+        Ok(())
+    })?;
     Ok(clients)
 }
 

@@ -184,3 +184,32 @@ pub fn read_at(file: &std::fs::File, path: &Path, offset: u64) -> Result<Vec<u8>
     }
     Ok(payload)
 }
+
+/// Feeds every record of a typed file (`clients.dat`, `subs.dat`) to
+/// `each`, in order. A missing or empty file has none; a torn last record is
+/// dropped with a note.
+///
+/// # Errors
+/// What `open`, `next_record` or `each` returns.
+pub fn for_each_typed(
+    path: &Path,
+    notes: &mut Vec<String>,
+    mut each: impl FnMut(Record) -> Result<(), NssError>,
+) -> Result<(), NssError> {
+    if !path.is_file() {
+        return Ok(());
+    }
+    let Some(mut records) = RecordReader::open(path, true)? else {
+        return Ok(());
+    };
+    while let Some(rec) = records.next_record()? {
+        each(rec)?;
+    }
+    if let Some(End::Torn { offset }) = records.end() {
+        notes.push(format!(
+            "{}: record at offset {offset} is cut short (written when the server was killed); dropped",
+            path.display()
+        ));
+    }
+    Ok(())
+}

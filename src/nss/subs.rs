@@ -6,7 +6,6 @@ use std::path::Path;
 
 use prost::Message as _;
 
-use super::records::{End, RecordReader};
 use super::NssError;
 use crate::store::SubState;
 
@@ -47,13 +46,7 @@ pub struct StoredSub {
 /// A corrupted or unknown record, naming the file and offset.
 pub fn replay(path: &Path, notes: &mut Vec<String>) -> Result<BTreeMap<u64, StoredSub>, NssError> {
     let mut subs = BTreeMap::new();
-    if !path.is_file() {
-        return Ok(subs);
-    }
-    let Some(mut records) = RecordReader::open(path, true)? else {
-        return Ok(subs);
-    };
-    while let Some(rec) = records.next_record()? {
+    super::records::for_each_typed(path, notes, |rec| {
         let bad = |e: prost::DecodeError| {
             NssError::at(path, rec.offset, format!("undecodable record: {e}"))
         };
@@ -99,13 +92,8 @@ pub fn replay(path: &Path, notes: &mut Vec<String>) -> Result<BTreeMap<u64, Stor
                 ))
             }
         }
-    }
-    if let Some(End::Torn { offset }) = records.end() {
-        notes.push(format!(
-            "{}: record at offset {offset} is cut short (written when the server was killed); dropped",
-            path.display()
-        ));
-    }
+        Ok(())
+    })?;
     Ok(subs)
 }
 
