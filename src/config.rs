@@ -201,6 +201,15 @@ pub struct Config {
     pub replace_durable: bool,
     /// Maximum publishes written to the store in one batch.
     pub io_batch_size: usize,
+    /// Encrypt message payloads at rest. A key (here or in
+    /// `NATS_STREAMING_ENCRYPTION_KEY`'s place, [`Config::encryption_key`])
+    /// turns it on too, as in NSS.
+    pub encrypt: bool,
+    /// `AES` or `CHACHA`; empty picks NSS's default for the platform.
+    #[serde(deserialize_with = "string_like")]
+    pub encryption_cipher: String,
+    /// The encryption key; `NATS_STREAMING_ENCRYPTION_KEY` wins when set.
+    pub encryption_key: Option<Secret>,
     /// Raise stanchion's own log level to debug.
     pub stan_debug: bool,
     /// Raise stanchion's own log level to trace.
@@ -271,6 +280,9 @@ impl Default for Config {
             channels: Default::default(),
             replace_durable: false,
             io_batch_size: 1024,
+            encrypt: false,
+            encryption_cipher: String::new(),
+            encryption_key: None,
             stan_debug: false,
             stan_trace: false,
             log_format: LogFormat::Text,
@@ -311,6 +323,9 @@ impl fmt::Debug for Config {
             .field("max_bytes", &self.max_bytes)
             .field("replace_durable", &self.replace_durable)
             .field("io_batch_size", &self.io_batch_size)
+            .field("encrypt", &self.encrypt)
+            .field("encryption_cipher", &self.encryption_cipher)
+            .field("encryption_key", &self.encryption_key)
             .field("stan_debug", &self.stan_debug)
             .field("stan_trace", &self.stan_trace)
             .field("log_format", &self.log_format)
@@ -419,7 +434,35 @@ impl Config {
         if let Err(e) = self.store_limits() {
             return invalid("channels", e.to_string());
         }
+        if let Err(e) = self.encryption() {
+            let key = match e {
+                crate::crypto::CryptoError::UnknownCipher(_) => "encryption_cipher",
+                _ => "encryption_key",
+            };
+            return invalid(key, e.to_string());
+        }
         Ok(())
+    }
+
+    /// The master key and cipher when payloads are to be encrypted: when
+    /// `encrypt` is set or a key is configured, as in NSS, with
+    /// `NATS_STREAMING_ENCRYPTION_KEY` winning over `encryption_key`.
+    ///
+    /// # Errors
+    ///
+    /// An unknown cipher, or encryption without a key.
+    pub fn encryption(
+        &self,
+    ) -> Result<Option<(crate::crypto::MasterKey, crate::crypto::Cipher)>, crate::crypto::CryptoError>
+    {
+        let cipher = crate::crypto::Cipher::parse(&self.encryption_cipher)?;
+        if !self.encrypt && self.encryption_key.is_none() {
+            return Ok(None);
+        }
+        let flag = self.encryption_key.as_ref().map(Secret::expose);
+        let key =
+            crate::crypto::configured_key(flag).ok_or(crate::crypto::CryptoError::KeyRequired)?;
+        Ok(Some((crate::crypto::MasterKey::new(&key), cipher)))
     }
 
     /// The global limits and the per-channel ones, built with NSS's

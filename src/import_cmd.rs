@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use stanchion::crypto::Cipher;
 use stanchion::import::{self, ImportOptions, Progress};
 
 /// Copies a nats-streaming-server file store into a new stanchion store.
@@ -26,6 +27,16 @@ struct ImportArgs {
     /// Key the NSS store was encrypted with (NATS_STREAMING_ENCRYPTION_KEY wins when set)
     #[arg(long = "encryption_key", value_name = "KEY")]
     encryption_key: Option<String>,
+    /// Encrypt the new store with the same key, to serve it with --encrypt
+    #[arg(long)]
+    encrypt: bool,
+    /// Cipher of the new store: AES or CHACHA [default: AES on x86, CHACHA elsewhere]
+    #[arg(
+        long = "encryption_cipher",
+        value_name = "CIPHER",
+        requires = "encrypt"
+    )]
+    encryption_cipher: Option<String>,
 }
 
 /// Runs the import with `args` (after the subcommand's name); the summary
@@ -35,10 +46,21 @@ pub fn run(args: Vec<std::ffi::OsString>) -> ExitCode {
         Ok(a) => a,
         Err(e) => e.exit(),
     };
+    let encrypt = match args.encrypt {
+        false => None,
+        true => match Cipher::parse(args.encryption_cipher.as_deref().unwrap_or_default()) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("stanchion import-nss: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
     let opts = ImportOptions {
         from: args.from,
         dir: args.dir,
         key: stanchion::crypto::configured_key(args.encryption_key.as_deref()),
+        encrypt,
         cache_capacity: 64 << 20,
     };
     let mut progress = <dyn Progress>::for_stderr();

@@ -114,6 +114,16 @@ pub struct Cli {
     #[arg(long = "replace_durable", value_name = "BOOL", num_args = 0..=1, require_equals = true,
           default_missing_value = "true", value_parser = parse_go_bool)]
     pub replace_durable: Option<bool>,
+    /// Encrypt message payloads at rest (on when a key is given) [default: false]
+    #[arg(long = "encrypt", value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_parser = parse_go_bool)]
+    pub encrypt: Option<bool>,
+    /// Encryption cipher: AES or CHACHA [default: AES on x86, CHACHA elsewhere]
+    #[arg(long = "encryption_cipher", value_name = "CIPHER")]
+    pub encryption_cipher: Option<String>,
+    /// Encryption key; NATS_STREAMING_ENCRYPTION_KEY is preferred and wins
+    #[arg(long = "encryption_key", value_name = "KEY")]
+    pub encryption_key: Option<Secret>,
     /// Maximum publishes written to the store in one batch [default: 1024]
     #[arg(long = "io_batch_size", value_name = "COUNT")]
     pub io_batch_size: Option<usize>,
@@ -205,7 +215,7 @@ pub fn command() -> clap::Command {
     let ignored = format!(
         "{AFTER_HELP}\n\nAccepted for NSS compatibility and ignored, with a warning naming each \
          one and why (embedded nats-server, file-store tuning, SQL, clustering, fault \
-         tolerance, encryption):\n  {}",
+         tolerance):\n  {}",
         ignored_names()
     );
     Cli::command().after_help(ignored).mut_args(|arg| {
@@ -280,6 +290,8 @@ impl Cli {
         put("max_inactivity", duration(self.max_inactivity));
         put("replace_durable", self.replace_durable.map(Value::from));
         put("io_batch_size", self.io_batch_size.map(Value::from));
+        put("encrypt", self.encrypt.map(Value::from));
+        put("encryption_cipher", text(&self.encryption_cipher));
         // NSS applies -SDV after every other flag, so it wins.
         let both = self.stan_debug_and_trace;
         put("stan_debug", both.or(self.stan_debug).map(Value::from));
@@ -292,6 +304,7 @@ impl Cli {
         let secret = |s: &Option<Secret>| s.as_ref().map(|s| Value::from(s.expose()));
         put("pass", secret(&self.pass));
         put("auth", secret(&self.auth));
+        put("encryption_key", secret(&self.encryption_key));
         put("nkey_seed_file", text(&self.nkey_seed_file));
         put("credentials", text(&self.credentials));
         put("secure", self.secure.map(Value::from));

@@ -52,6 +52,9 @@ pub(super) const FLAGS: &[FlagSpec] = &[
     flag(&["ma", "max_age"], "max_age", Value),
     flag(&["mi", "max_inactivity"], "max_inactivity", Value),
     flag(&["replace_durable"], "replace_durable", Bool),
+    flag(&["encrypt"], "encrypt", Bool),
+    flag(&["encryption_cipher"], "encryption_cipher", Value),
+    flag(&["encryption_key"], "encryption_key", Value),
     flag(&["io_batch_size"], "io_batch_size", Value),
     flag(&["SD", "stan_debug"], "stan_debug", Bool),
     flag(&["SV", "stan_trace"], "stan_trace", Bool),
@@ -199,8 +202,6 @@ pub(super) const IGNORED: &[Ignored] = &[
         Value,
         NOT_YET,
     ),
-    ignored(&["encrypt"], Bool, NOT_YET),
-    ignored(&["encryption_cipher", "encryption_key"], Value, NOT_YET),
 ];
 
 fn lookup(name: &str) -> Option<&'static FlagSpec> {

@@ -41,6 +41,8 @@ const STRING_KEYS: &[&str] = &[
     "tls_server_name",
     "connection_name",
     "http_host",
+    "encryption_cipher",
+    "encryption_key",
 ];
 
 /// Keys whose env values are read as Go's `strconv.ParseBool` reads NSS's
@@ -53,6 +55,7 @@ const BOOL_KEYS: &[&str] = &[
     "stan_trace",
     "secure",
     "tls_insecure",
+    "encrypt",
 ];
 
 /// The env layer: figment's [`Env`] (prefix `STANCHION_`, `__` for nesting),

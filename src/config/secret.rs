@@ -17,7 +17,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 const HIDDEN: &str = "***";
 
 /// Canonical keys whose values are credentials, hidden whole.
-const SECRET_KEYS: &[&str] = &["pass", "auth"];
+const SECRET_KEYS: &[&str] = &["pass", "auth", "encryption_key"];
 
 /// The canonical key whose value is a URL list that may carry credentials.
 const URL_KEY: &str = "nats_server";

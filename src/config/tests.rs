@@ -3,6 +3,7 @@
 //! by design.
 #![allow(clippy::result_large_err)]
 
+mod encryption;
 mod file_errors;
 mod secrets_and_quirks;
 

@@ -7,17 +7,19 @@
 //! NSS trims by its limits each time it starts, and stanchion started with
 //! the same limits trims the same way. Subscriptions follow NSS's restart
 //! rules ([`crate::nss::subs::survivors`]). The server info goes in last:
-//! a store without it is an import that did not finish.
+//! a store without it is an import that did not finish. With `encrypt`,
+//! the new store's payloads are encrypted as the server would encrypt them.
 
 mod progress;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::crypto::{ChannelCipher, Cipher, MasterKey};
 use crate::nss::{msgs, subs, NssError, Source};
 use crate::protocol::pb::MsgProto;
 use crate::store::{
-    ChannelStore, ServerInfo, SledOptions, SledStore, Store, StoreError, SubUpdate,
+    ChannelStore, EncryptedStore, ServerInfo, SledOptions, SledStore, Store, StoreError, SubUpdate,
 };
 
 pub use progress::{Progress, Quiet};
@@ -34,6 +36,9 @@ pub struct ImportOptions {
     pub dir: PathBuf,
     /// The key the source was encrypted with, if it was.
     pub key: Option<Vec<u8>>,
+    /// Encrypt the new store's payloads with [`ImportOptions::key`] and
+    /// this cipher, so that it is served with the same `--encrypt` flags.
+    pub encrypt: Option<Cipher>,
     /// sled's page cache size for the new store.
     pub cache_capacity: u64,
 }
@@ -137,12 +142,21 @@ impl std::fmt::Display for Summary {
 pub fn run(opts: &ImportOptions, progress: &mut dyn Progress) -> Result<Summary, ImportError> {
     refuse_overlap(&opts.from, &opts.dir)?;
     refuse_non_empty(&opts.dir)?;
+    let key = opts.key.as_deref().map(MasterKey::new);
+    if opts.encrypt.is_some() && key.is_none() {
+        return Err(ImportError::Refused(
+            "--encrypt needs a key (--encryption_key or NATS_STREAMING_ENCRYPTION_KEY)".into(),
+        ));
+    }
     let source = Source::open(&opts.from)?;
-    let store = SledStore::open(SledOptions {
+    let sled: Arc<dyn Store> = Arc::new(SledStore::open(SledOptions {
         dir: opts.dir.clone(),
         cache_capacity: opts.cache_capacity,
-    })?;
-    let key = opts.key.as_deref().map(MasterKey::new);
+    })?);
+    let store: Arc<dyn Store> = match (&key, opts.encrypt) {
+        (Some(key), Some(cipher)) => Arc::new(EncryptedStore::open(sled, key.clone(), cipher)?),
+        _ => sled,
+    };
     let mut summary = Summary {
         cluster_id: source.info.cluster_id.clone(),
         skipped: source.notes.clone(),
@@ -188,6 +202,8 @@ pub fn run(opts: &ImportOptions, progress: &mut dyn Progress) -> Result<Summary,
         sub_close: info.sub_close.clone(),
         format_version: crate::server::FORMAT_VERSION,
         ack_prefix: format!("_INBOX.{}", nuid::next()),
+        // Set by an `EncryptedStore` when payloads are encrypted.
+        key_check: Default::default(),
     })?;
     store.flush()?;
     progress.finish();

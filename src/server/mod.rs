@@ -29,7 +29,10 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, StoreKind};
 use crate::protocol::Subjects;
-use crate::store::{MemoryStore, ServerInfo, SledOptions, SledStore, Store, StoreError};
+use crate::store::{
+    refuse_if_encrypted, EncryptedStore, MemoryStore, ServerInfo, SledOptions, SledStore, Store,
+    StoreError,
+};
 
 pub use clients::Clients;
 
@@ -84,6 +87,9 @@ pub enum ServerError {
         /// The configured cluster ID.
         expected: String,
     },
+    /// Encryption at rest is misconfigured (no key, an unknown cipher).
+    #[error("encryption: {0}")]
+    Encryption(#[from] crate::crypto::CryptoError),
     /// Another streaming server already serves this cluster ID.
     #[error("discovered another streaming server with cluster ID {0:?}")]
     AlreadyRunning(String),
@@ -111,12 +117,32 @@ pub(crate) async fn blocking<T: Send + 'static>(
 /// # Errors
 /// When the sled directory cannot be created or opened.
 pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServerError> {
-    Ok(match config.store {
+    let store: Arc<dyn Store> = match config.store {
         StoreKind::Memory => Arc::new(MemoryStore::new()),
         StoreKind::Sled => Arc::new(SledStore::open(SledOptions {
             dir: config.dir.clone(),
             cache_capacity: config.cache_capacity,
         })?),
+    };
+    // Name the directory: the operator has to find which store it was.
+    let in_dir = |e: StoreError| match e {
+        StoreError::Encryption(why) if config.store == StoreKind::Sled => {
+            StoreError::Encryption(format!("{} (store in {})", why, config.dir.display()))
+        }
+        e => e,
+    };
+    Ok(match config.encryption()? {
+        Some((key, cipher)) => {
+            tracing::info!(
+                cipher = cipher.name(),
+                "message payloads are encrypted at rest"
+            );
+            Arc::new(EncryptedStore::open(store, key, cipher).map_err(in_dir)?)
+        }
+        None => {
+            refuse_if_encrypted(store.as_ref()).map_err(in_dir)?;
+            store
+        }
     })
 }
 
@@ -332,6 +358,8 @@ fn load_server_info(store: &dyn Store, config: &Config) -> Result<ServerInfo, Se
         sub_close: s.sub_close,
         format_version: FORMAT_VERSION,
         ack_prefix: format!("_INBOX.{}", nuid::next()),
+        // Set by an `EncryptedStore` when payloads are encrypted.
+        key_check: Default::default(),
     };
     store.set_server_info(&info)?;
     store.flush()?;

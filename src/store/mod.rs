@@ -6,6 +6,7 @@
 //! (tests and ephemeral use). This room knows nothing of NATS or subjects.
 
 mod codec;
+mod encrypted;
 mod memory;
 mod msg_index;
 mod msg_record;
@@ -17,6 +18,7 @@ mod sled_store;
 mod sub_log;
 mod sub_record;
 
+pub use encrypted::{refuse_if_encrypted, EncryptedStore};
 pub use memory::MemoryStore;
 pub use sled_store::{SledOptions, SledStore};
 
@@ -54,6 +56,19 @@ pub enum StoreError {
         last: u64,
         /// The first sequence of the refused append.
         got: u64,
+    },
+    /// The store's encryption does not match the configured one.
+    #[error("store: {0}")]
+    Encryption(String),
+    /// A stored payload that does not decrypt.
+    #[error("store: message {channel:?} sequence {seq} does not decrypt: {why}")]
+    Decrypt {
+        /// The channel of the message.
+        channel: String,
+        /// The message's sequence.
+        seq: u64,
+        /// Why it does not decrypt.
+        why: String,
     },
 }
 

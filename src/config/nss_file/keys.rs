@@ -12,8 +12,7 @@ use super::checks::{
 use super::reader::Reader;
 use super::sections::{check_cluster, check_sql};
 use super::{
-    NssFileError, Result, NO_CLUSTERING, NO_ENCRYPTION, NO_FT, NO_HTTPS, NO_PARTITIONING, NO_SQL,
-    NO_SYSLOG,
+    NssFileError, Result, NO_CLUSTERING, NO_FT, NO_HTTPS, NO_PARTITIONING, NO_SQL, NO_SYSLOG,
 };
 use crate::config::nats_conf::{Entry, Kind, Map};
 use crate::config::{size, LogFormat, StoreKind};
@@ -98,14 +97,15 @@ impl Reader {
                     string(e)?;
                     self.ignore(e, path, NO_SYSLOG);
                 }
-                "encrypt" => {
-                    boolean(e)?;
-                    self.ignore(e, path, NO_ENCRYPTION);
+                "encrypt" => self.boolean(e, "encrypt")?,
+                "encryption_cipher" => {
+                    let cipher = string(e)?;
+                    if let Err(err) = crate::crypto::Cipher::parse(cipher) {
+                        return Err(invalid(e, err.to_string()));
+                    }
+                    self.put(e, "encryption_cipher", cipher.to_string());
                 }
-                "encryption_cipher" | "encryption_key" => {
-                    string(e)?;
-                    self.ignore(e, path, NO_ENCRYPTION);
-                }
+                "encryption_key" => self.string(e, "encryption_key")?,
                 _ => {
                     if !self.monitoring(e, &name, path.clone())? {
                         self.unknown(e, path);

@@ -43,7 +43,6 @@ const NO_PARTITIONING: &str = "partitioning is not implemented";
 const NO_CLUSTERING: &str = "clustering is not implemented";
 const NO_SQL: &str = "the SQL store is not implemented";
 const NO_SYSLOG: &str = "syslog is not implemented";
-const NO_ENCRYPTION: &str = "encryption at rest is not implemented";
 const NO_HTTPS: &str = "HTTPS monitoring is not implemented";
 
 /// An NSS config file's settings.

@@ -150,6 +150,8 @@ fn every_reference_key() {
         ("tls_client_key", "/tls/key.pem"),
         ("tls_client_cacert", "/tls/ca.pem"),
         ("tls_server_name", "nats.example"),
+        ("encryption_cipher", "CHACHA"),
+        ("encryption_key", "secret"),
         ("http_host", "0.0.0.0"),
     ] {
         assert_eq!(text(&file, key), want, "{key}");
@@ -170,6 +172,7 @@ fn every_reference_key() {
         ("secure", true),
         ("tls_insecure", false),
         ("file_sync", false),
+        ("encrypt", false),
     ] {
         assert_eq!(flag(&file, key), want, "{key}");
     }
@@ -183,7 +186,7 @@ fn every_reference_key() {
     let audit = dict(&channels["audit"], "audit");
     assert_eq!(audit["max_msgs"].to_i128(), Some(0));
     assert_eq!(audit["max_bytes"].to_i128(), Some(0));
-    assert_eq!(file.values.len(), 31);
+    assert_eq!(file.values.len(), 34);
 
     let tuning = |key: &'static str, line| (key, line, FILE_TUNING);
     assert_eq!(
@@ -193,9 +196,6 @@ fn every_reference_key() {
             ("STREAMING.ft_group", 12, NO_FT),
             ("STREAMING.partitioning", 13, NO_PARTITIONING),
             ("STREAMING.syslog_name", 14, NO_SYSLOG),
-            ("STREAMING.encrypt", 15, NO_ENCRYPTION),
-            ("STREAMING.encryption_cipher", 16, NO_ENCRYPTION),
-            ("STREAMING.encryption_key", 17, NO_ENCRYPTION),
             tuning("STREAMING.file.compact", 39),
             tuning("STREAMING.file.compact_frag", 40),
             tuning("STREAMING.file.compact_interval", 41),
