@@ -5,6 +5,7 @@
 pub mod client;
 pub mod config;
 pub mod crypto;
+pub mod export;
 pub mod import;
 pub mod monitor;
 pub mod nss;

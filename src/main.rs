@@ -1,7 +1,10 @@
 //! The `stanchion` binary: reads the configuration, sets up logging, and runs
 //! the server until SIGINT or SIGTERM; `stanchion healthcheck` asks a running
-//! one whether it is up. Everything else lives in the library.
+//! one whether it is up; `stanchion import-nss` and `stanchion
+//! export-jetstream` move data in and out. Everything else lives in the
+//! library.
 
+mod export_cmd;
 mod healthcheck;
 mod import_cmd;
 
@@ -22,6 +25,11 @@ fn main() -> ExitCode {
         init_plain_logging();
         args.remove(1);
         return import_cmd::run(args);
+    }
+    if args.get(1).is_some_and(|a| a == "export-jetstream") {
+        init_plain_logging();
+        args.remove(1);
+        return export_cmd::run(args);
     }
     let healthcheck = args.get(1).is_some_and(|a| a == "healthcheck");
     if healthcheck {

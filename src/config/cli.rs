@@ -36,6 +36,9 @@ Subcommands (each has its own --help):
   stanchion import-nss --from NSS_DIR --dir DIR
       copy a nats-streaming-server file store (messages, subscriptions,
       clients) into a new stanchion store
+  stanchion export-jetstream --channel CHANNEL_OR_PATTERN [--follow]
+      copy channels into a JetStream stream, one subject per channel,
+      resumable; --follow keeps mirroring new messages
   stanchion healthcheck
       exit 0 when the running server's /healthz answers 200";
 

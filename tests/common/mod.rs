@@ -171,9 +171,21 @@ impl Nats {
 
     /// Starts nats-server on `port` (used to restart one on the same port).
     pub fn start_on(port: u16) -> Nats {
+        Self::start_with(port, &[])
+    }
+
+    /// Starts nats-server with JetStream enabled, its store in a temp dir.
+    pub fn start_jetstream() -> Nats {
+        Self::start_with(free_port(), &["-js"])
+    }
+
+    fn start_with(port: u16, extra: &[&str]) -> Nats {
         let dir = tempfile::tempdir().unwrap();
         let mut cmd = Command::new(nats_server_bin());
         cmd.args(["-a", "127.0.0.1", "-p", &port.to_string()]);
+        if !extra.is_empty() {
+            cmd.args(extra).arg("-sd").arg(dir.path());
+        }
         let proc = Proc::spawn("nats-server", cmd);
         wait_for_port(port, Duration::from_secs(10));
         Nats { proc, port, dir }
