@@ -6,6 +6,7 @@
 
 mod export_cmd;
 mod healthcheck;
+mod heap;
 mod import_cmd;
 
 use std::process::ExitCode;
@@ -19,7 +20,7 @@ use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    limit_malloc_arenas();
+    heap::limit_arenas(cores());
     let mut args: Vec<_> = std::env::args_os().collect();
     if args.get(1).is_some_and(|a| a == "import-nss") {
         init_plain_logging();
@@ -129,6 +130,7 @@ fn own_level(spec: &str) -> LevelFilter {
 
 /// Runs the server on a multi-thread runtime until a signal asks it to stop.
 fn run(config: Config) -> anyhow::Result<()> {
+    heap::spawn_trimmer();
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     // Half the cores (at least one) unless TOKIO_WORKER_THREADS says
     // otherwise: a sidecar shares its machine with nats-server and the
@@ -185,28 +187,6 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + S
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
-
-/// glibc gives threads that allocate at once arenas of their own (up to 8
-/// per core) and keeps what a burst freed in each of them: after a
-/// restart's redelivery storm the server held far more memory than it
-/// used. One arena per core keeps RSS near what is in use (measured with
-/// `stanchion-bench recovery`, BENCHMARKS.md). `MALLOC_ARENA_MAX` wins when set.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn limit_malloc_arenas() {
-    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
-        return;
-    }
-    let arenas = i32::try_from(cores()).unwrap_or(i32::MAX);
-    // SAFETY: mallopt only sets a parameter of the allocator; this runs
-    // first in main, before any other thread allocates.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, arenas);
-    }
-}
-
-/// Other allocators choose for themselves.
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn limit_malloc_arenas() {}
 
 #[cfg(test)]
 mod tests {
