@@ -85,3 +85,30 @@ pub fn limit_arenas(_cores: usize) {}
 /// Other allocators choose for themselves.
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 pub fn spawn_trimmer() {}
+
+#[cfg(all(test, target_os = "linux", target_env = "gnu"))]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn memory_a_burst_freed_is_returned_within_seconds() {
+        spawn_trimmer();
+        let before = resident_bytes().unwrap();
+        // 96 MB in small blocks, as a burst of queued messages is, each touched.
+        let burst: Vec<Vec<u8>> = (0..96 * 1024).map(|i| vec![i as u8; 1000]).collect();
+        let peak = resident_bytes().unwrap();
+        assert!(peak > before + (64 << 20), "the burst was not resident");
+        drop(burst);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while resident_bytes().unwrap() > before + (32 << 20) {
+            assert!(
+                Instant::now() < deadline,
+                "RSS stayed at {} MB after the burst (before {} MB)",
+                resident_bytes().unwrap() >> 20,
+                before >> 20
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
