@@ -20,22 +20,9 @@ const MSGS: usize = 200;
 
 /// Whether any file under `dir` contains `needle`.
 fn dir_contains(dir: &Path, needle: &[u8]) -> bool {
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                todo.push(p);
-            } else if std::fs::read(&p)
-                .unwrap()
-                .windows(needle.len())
-                .any(|w| w == needle)
-            {
-                return true;
-            }
-        }
-    }
-    false
+    files_under(dir)
+        .values()
+        .any(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
 }
 
 /// The stanchion command on `dir` with `args`, the key variable set to

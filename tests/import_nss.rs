@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -22,23 +21,6 @@ fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/nss-stores")
         .join(name)
-}
-
-/// Every file under `dir` with its bytes.
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                todo.push(p);
-            } else {
-                out.insert(p.clone(), std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
 }
 
 fn import(from: &Path, dir: &Path, key: Option<&str>) -> std::process::Output {
@@ -63,12 +45,53 @@ async fn connect(nats: &Nats, cluster: &str, id: &str) -> Connection {
         .expect("STAN connect")
 }
 
+/// The durable `s` of the manifest, resumed by its client: its unacked
+/// messages first, then `last_sent + 1` through the channel's last, then
+/// nothing more.
+async fn assert_durable_resumes(nats: &Nats, manifest: &Value, s: &Value, what: &str) {
+    let cluster = manifest["cluster_id"].as_str().unwrap();
+    let channel = s["channel"].as_str().unwrap();
+    let conn = connect(nats, cluster, s["client_id"].as_str().unwrap()).await;
+    let mut sub = conn
+        .subscribe(
+            channel,
+            SubscriptionOptions {
+                durable_name: Some(s["durable_name"].as_str().unwrap().to_string()),
+                max_in_flight: 1000,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut pending: Vec<u64> = s["pending"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    pending.sort_unstable();
+    let mut got = next_seqs(&mut sub, pending.len()).await;
+    got.sort_unstable();
+    assert_eq!(got, pending, "{what} on {channel}: pending first");
+    let last_sent = s["last_sent"].as_u64().unwrap();
+    let last = manifest["channels"][channel]["last_seq"].as_u64().unwrap();
+    let new: Vec<u64> = ((last_sent + 1)..=last).collect();
+    assert_eq!(
+        next_seqs(&mut sub, new.len()).await,
+        new,
+        "{what} on {channel}"
+    );
+    assert_quiet(&mut sub, Duration::from_millis(100)).await;
+    sub.close().await.unwrap();
+    conn.close().await.unwrap();
+}
+
 async fn check_fixture(name: &str) {
     let dir = fixture(name);
     let manifest: Value =
         serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
     let source = dir.join("store");
-    let before = snapshot(&source);
+    let before = files_under(&source);
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let out = import(&source, &data, manifest["encryption_key"].as_str());
@@ -83,7 +106,7 @@ async fn check_fixture(name: &str) {
         stdout.contains(&format!("clients:        {clients}\n")),
         "{stdout}"
     );
-    assert_eq!(snapshot(&source), before, "{name}: the source changed");
+    assert_eq!(files_under(&source), before, "{name}: the source changed");
 
     // A second import into the same directory is refused.
     let again = import(&source, &data, manifest["encryption_key"].as_str());
@@ -149,40 +172,9 @@ async fn check_fixture(name: &str) {
 
     // Offline durables resume with their unacked messages first.
     for s in manifest["subscriptions"].as_array().unwrap() {
-        if s["kind"] != "durable" || s["is_offline"] != true {
-            continue;
+        if s["kind"] == "durable" && s["is_offline"] == true {
+            assert_durable_resumes(&nats, &manifest, s, &format!("{name}: offline durable")).await;
         }
-        let channel = s["channel"].as_str().unwrap();
-        let conn = connect(&nats, cluster, s["client_id"].as_str().unwrap()).await;
-        let mut sub = conn
-            .subscribe(
-                channel,
-                SubscriptionOptions {
-                    durable_name: Some(s["durable_name"].as_str().unwrap().to_string()),
-                    max_in_flight: 1000,
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
-        let pending: Vec<u64> = s["pending"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap())
-            .collect();
-        let mut got = next_seqs(&mut sub, pending.len()).await;
-        got.sort_unstable();
-        assert_eq!(got, pending, "{name}/{channel}: pending first");
-        let last_sent = s["last_sent"].as_u64().unwrap();
-        let last = manifest["channels"][channel]["last_seq"].as_u64().unwrap();
-        let new: Vec<u64> = ((last_sent + 1)..=last).collect();
-        assert_eq!(
-            next_seqs(&mut sub, new.len()).await,
-            new,
-            "{name}/{channel}"
-        );
-        assert_quiet(&mut sub, Duration::from_millis(100)).await;
     }
 
     // Registered clients stay registered: their ID is refused while their
@@ -267,45 +259,9 @@ async fn check_fixture(name: &str) {
     // heartbeat inbox no longer answers) replaces itself, and its online
     // durables resume as offline ones do: unacked messages first.
     for s in manifest["subscriptions"].as_array().unwrap() {
-        if s["kind"] != "durable" || s["is_offline"] != false {
-            continue;
+        if s["kind"] == "durable" && s["is_offline"] == false {
+            assert_durable_resumes(&nats, &manifest, s, &format!("{name}: online durable")).await;
         }
-        let channel = s["channel"].as_str().unwrap();
-        let conn = connect(&nats, cluster, s["client_id"].as_str().unwrap()).await;
-        let mut sub = conn
-            .subscribe(
-                channel,
-                SubscriptionOptions {
-                    durable_name: Some(s["durable_name"].as_str().unwrap().to_string()),
-                    max_in_flight: 1000,
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
-        let mut pending: Vec<u64> = s["pending"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap())
-            .collect();
-        let mut got = next_seqs(&mut sub, pending.len()).await;
-        got.sort_unstable();
-        pending.sort_unstable();
-        assert_eq!(
-            got, pending,
-            "{name}/{channel}: online durable, pending first"
-        );
-        let last_sent = s["last_sent"].as_u64().unwrap();
-        let last = manifest["channels"][channel]["last_seq"].as_u64().unwrap();
-        let new: Vec<u64> = ((last_sent + 1)..=last).collect();
-        assert_eq!(
-            next_seqs(&mut sub, new.len()).await,
-            new,
-            "{name}/{channel}"
-        );
-        sub.close().await.unwrap();
-        conn.close().await.unwrap();
     }
 
     // A publish continues each channel's sequence, and the plain
