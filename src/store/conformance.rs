@@ -19,6 +19,7 @@ use super::{
 };
 use crate::protocol::pb::MsgProto;
 
+mod encrypted;
 mod model;
 mod power_cut;
 mod retention;
@@ -49,19 +50,6 @@ pub(super) fn with_sled_default_limits(test: fn(Factory)) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_owned();
     test(&|| Arc::new(open_sled_with(&path, Limits::default())) as Arc<dyn Store>);
-}
-
-/// Runs a test against an encrypted sled store (tiny record limits): the
-/// wrapper must not change what the store traits promise.
-pub(super) fn with_encrypted_sled(test: fn(Factory)) {
-    use crate::crypto::{Cipher, MasterKey};
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().to_owned();
-    test(&|| {
-        let sled = Arc::new(open_sled(&path)) as Arc<dyn Store>;
-        let key = MasterKey::new(b"conformance");
-        Arc::new(super::EncryptedStore::open(sled, key, Cipher::ChaCha).unwrap()) as Arc<dyn Store>
-    });
 }
 
 /// Opens a sled store with a small cache and tiny record limits, so that
@@ -586,17 +574,6 @@ macro_rules! conformance_tests {
     };
 }
 
-/// The tests an encrypted store passes as they are: all but those that
-/// check byte counts, which there are of the encrypted payloads (as NSS
-/// counts them).
-macro_rules! encrypted_conformance_tests {
-    ($($name:ident),* $(,)?) => {
-        mod encrypted_sled_store {
-            $( #[test] fn $name() { super::with_encrypted_sled(super::$name) } )*
-        }
-    };
-}
-
 conformance_tests!(
     server_info_round_trip,
     clients_put_replace_delete,
@@ -607,18 +584,6 @@ conformance_tests!(
     first_seq_at_or_after_edges,
     remove_through_front_and_all,
     start_after_continues_an_empty_log,
-    subs_with_pending,
-    delete_channel_removes_everything,
-    everything_survives_reopen,
-);
-
-encrypted_conformance_tests!(
-    server_info_round_trip,
-    clients_put_replace_delete,
-    open_channel_shares_data_and_lists_names,
-    append_out_of_order_is_refused,
-    get_and_range_edges,
-    first_seq_at_or_after_edges,
     subs_with_pending,
     delete_channel_removes_everything,
     everything_survives_reopen,
