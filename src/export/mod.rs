@@ -164,13 +164,16 @@ pub async fn run(
     let stream = ensure_stream(&js, &opts.stream, &opts.subject_prefix).await?;
     let monitor = Monitor::new(&opts.monitor);
     let mut channels = resolve(&monitor, &opts.channels).await?;
-    if channels.is_empty() && !(opts.follow && source::is_pattern(&opts.channels)) {
-        if !source::is_pattern(&opts.channels) {
-            return Err(ExportError::Invalid(format!(
-                "channel {:?} not found on the streaming server",
-                opts.channels
-            )));
-        }
+    let pattern = source::is_pattern(&opts.channels);
+    // Following a pattern, new channels are looked for as they come.
+    let watch_new = opts.follow && pattern;
+    if channels.is_empty() && !pattern {
+        return Err(ExportError::Invalid(format!(
+            "channel {:?} not found on the streaming server",
+            opts.channels
+        )));
+    }
+    if channels.is_empty() && !watch_new {
         tracing::warn!(pattern = %opts.channels, "no channel matches");
     }
     let client_id = format!("stanchion-export-{}", nuid::next());
@@ -211,7 +214,6 @@ pub async fn run(
         started.insert(name.clone());
         copies.push(copy_of(name, range));
     }
-    let watch_new = opts.follow && source::is_pattern(&opts.channels);
     loop {
         if copies.is_empty() && (!watch_new || stop.is_cancelled()) {
             break;
