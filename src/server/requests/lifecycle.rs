@@ -172,15 +172,24 @@ impl Dispatcher {
 
     /// Closes a client as if it had sent Close, removes it from the store,
     /// and answers `reply` (if any) with an OK CloseResponse when done.
+    ///
+    /// The answer waits for one more flush after the channels are done: the
+    /// client's removal may be flushed before they wrote its subscriptions'
+    /// final state (the acks it sent before closing, its durables going
+    /// offline), and a closed client must find that state after a crash.
     async fn forget_client(&mut self, id: String, reply: Option<Subject>) {
         let done = self.close_client(&id).await;
         let stored = self.client_log.submit(ClientOp::Delete(id)).await;
         let nats = self.nats.clone();
+        let committer = self.ctx.committer.clone();
         self.tasks.spawn(async move {
             for d in done {
                 let _ = d.await;
             }
             let _ = stored.await;
+            if let Err(e) = committer.flush().await {
+                tracing::error!(error = %e, "flushing a closed client's subscriptions failed");
+            }
             if let Some(reply) = reply {
                 let _ = nats.publish(reply, encode(&CloseResponse::default())).await;
             }
