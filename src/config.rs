@@ -210,6 +210,11 @@ pub struct Config {
     pub encryption_cipher: String,
     /// The encryption key; `NATS_STREAMING_ENCRYPTION_KEY` wins when set.
     pub encryption_key: Option<Secret>,
+    /// The fault-tolerance group this server belongs to: the servers of a
+    /// group share one store directory, one of them is active (it holds the
+    /// store lock) and the others stand by. `None`: standalone.
+    #[serde(deserialize_with = "opt_string_like")]
+    pub ft_group: Option<String>,
     /// Raise stanchion's own log level to debug.
     pub stan_debug: bool,
     /// Raise stanchion's own log level to trace.
@@ -283,6 +288,7 @@ impl Default for Config {
             encrypt: false,
             encryption_cipher: String::new(),
             encryption_key: None,
+            ft_group: None,
             stan_debug: false,
             stan_trace: false,
             log_format: LogFormat::Text,
@@ -326,6 +332,7 @@ impl fmt::Debug for Config {
             .field("encrypt", &self.encrypt)
             .field("encryption_cipher", &self.encryption_cipher)
             .field("encryption_key", &self.encryption_key)
+            .field("ft_group", &self.ft_group)
             .field("stan_debug", &self.stan_debug)
             .field("stan_trace", &self.stan_trace)
             .field("log_format", &self.log_format)
@@ -348,7 +355,12 @@ impl fmt::Debug for Config {
 }
 
 impl Config {
-    /// The name of stanchion's NATS connection.
+    /// The fault-tolerance group, if any (an empty name is none, as in NSS).
+    pub fn ft_group(&self) -> Option<&str> {
+        self.ft_group.as_deref().filter(|g| !g.is_empty())
+    }
+
+    /// The NATS connection name: `connection_name`, else `stanchion-<cluster_id>`.
     pub fn connection_name(&self) -> String {
         self.connection_name
             .clone()
@@ -430,6 +442,21 @@ impl Config {
                 "tls_client_key",
                 "a client key and its certificate (tls_client_cert) go together".into(),
             );
+        }
+        if let Some(group) = self.ft_group() {
+            if self.store == StoreKind::Memory {
+                return invalid(
+                    "ft_group",
+                    "ft: only the file (sled) store can be shared by an FT group, not memory"
+                        .into(),
+                );
+            }
+            if !is_valid_channel(group) || group.contains(['*', '>']) {
+                return invalid(
+                    "ft_group",
+                    format!("{group:?} must be a valid subject without wildcards"),
+                );
+            }
         }
         if let Err(e) = self.store_limits() {
             return invalid("channels", e.to_string());

@@ -95,6 +95,13 @@ fn configuration_errors_exit_2_naming_the_setting() {
         (&["-hbi", "5x"], &[], "--hb_interval"),
         (&["-cid", "a.b"], &[], "invalid cluster_id"),
         (
+            &["--store", "memory", "--ft_group", "g"],
+            &[],
+            "ft: only the file (sled) store can be shared by an FT group",
+        ),
+        (&["--ft_group", "g.*"], &[], "ft_group"),
+        (&[], &[("STANCHION_FT_GROUP", "a b")], "ft_group"),
+        (
             &[],
             &[("STANCHION_FILE_SYNC", "yes")],
             "STANCHION_FILE_SYNC",

@@ -183,6 +183,9 @@ pub struct Cli {
     /// Name of stanchion's NATS connection [default: stanchion-<cluster_id>]
     #[arg(long = "connection_name", value_name = "NAME")]
     pub connection_name: Option<String>,
+    /// Run in a fault-tolerance group: active/standby servers sharing one store directory
+    #[arg(long = "ft_group", value_name = "NAME")]
+    pub ft_group: Option<String>,
     /// Address the monitoring HTTP server binds [default: 0.0.0.0]
     #[arg(long = "http_host", visible_aliases = ["a", "addr", "net"], value_name = "HOST")]
     pub http_host: Option<String>,
@@ -317,6 +320,7 @@ impl Cli {
         put("tls_server_name", text(&self.tls_server_name));
         put("tls_insecure", self.tls_insecure.map(Value::from));
         put("connection_name", text(&self.connection_name));
+        put("ft_group", text(&self.ft_group));
         put("http_host", text(&self.http_host));
         put("http_port", self.http_port.map(Value::from));
         FlagLayer(dict)

@@ -72,6 +72,7 @@ pub(super) const FLAGS: &[FlagSpec] = &[
     flag(&["tls_server_name"], "tls_server_name", Value),
     flag(&["tls_insecure"], "tls_insecure", Bool),
     flag(&["connection_name"], "connection_name", Value),
+    flag(&["ft_group"], "ft_group", Value),
     flag(&["a", "addr", "net", "http_host"], "http_host", Value),
     flag(&["m", "http_port"], "http_port", Value),
     flag(&["sc", "stan_config"], "stan_config", Value),
@@ -177,7 +178,6 @@ pub(super) const IGNORED: &[Ignored] = &[
     ignored(&["sql_no_caching"], Bool, SQL_STORE),
     ignored(&["syslog_name"], Value, WINDOWS),
     // Features still to come.
-    ignored(&["ft_group"], Value, NOT_YET),
     ignored(
         &[
             "clustered",

@@ -40,6 +40,7 @@ const STRING_KEYS: &[&str] = &[
     "tls_client_cacert",
     "tls_server_name",
     "connection_name",
+    "ft_group",
     "http_host",
     "encryption_cipher",
     "encryption_key",

@@ -95,17 +95,12 @@ use prometheus::proto::{self, MetricFamily, MetricType};
 use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 use crate::server::view::{
-    Buckets, ChannelSnapshot, ServerView, Stats, SubSnapshot, BATCH_BUCKETS, FLUSH_BUCKETS,
+    Buckets, ChannelSnapshot, ServerState, ServerView, Stats, SubSnapshot, BATCH_BUCKETS,
+    FLUSH_BUCKETS,
 };
-
-/// serverz's `state` for a server outside fault tolerance and clustering.
-const STATE: &str = super::nss::STATE;
 
 /// serverz's `role`: empty outside clustering (the field is omitted).
 const ROLE: &str = "";
-
-/// The state the exporter reports as active.
-const FT_ACTIVE: &str = "FT_ACTIVE";
 
 /// Labels of the exporter's per-channel families.
 const CHANNEL_LABELS: [&str; 3] = ["server_id", "server_role", "channel"];
@@ -228,7 +223,7 @@ fn server_families(
     }
     reg.gauge_vec("nss_server_active", "Active server", &["server_id"])?
         .get_metric_with_label_values(&id)?
-        .set(i64::from(STATE == FT_ACTIVE));
+        .set(i64::from(view.state() == ServerState::FtActive));
     let info_labels = [
         "server_id",
         "cluster_id",
@@ -244,7 +239,7 @@ fn server_families(
         view.cluster_id(),
         env!("CARGO_PKG_VERSION"),
         "rust",
-        STATE,
+        view.state().name(),
         ROLE,
         start_time.as_str(),
     ];

@@ -105,10 +105,16 @@ async fn healthz() -> Response {
 }
 
 /// Ready: the store is open, the NATS connection is up and no shutdown
-/// has begun. 503 otherwise, with the reason.
+/// has begun. 503 otherwise, with the reason (an FT standby is not ready:
+/// it serves nothing until it takes over).
 async fn readyz(axum::extract::State(view): axum::extract::State<ServerView>) -> Response {
     use crate::server::view::Phase;
+    let standby = view.state() == crate::server::view::ServerState::FtStandby;
     let (status, reason) = match view.phase() {
+        Phase::Starting if standby => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "standby: waiting for the store lock of the FT group\n",
+        ),
         Phase::Starting => (StatusCode::SERVICE_UNAVAILABLE, "starting\n"),
         Phase::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n"),
         Phase::Ready if !view.nats_connected() => (

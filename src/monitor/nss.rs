@@ -241,9 +241,6 @@ fn go_html_escape(json: &str) -> String {
     out
 }
 
-/// The server state serverz reports: stanchion runs standalone.
-pub(super) const STATE: &str = "STANDALONE";
-
 /// Time as Go's `time.Time` marshals it (RFC 3339, nanoseconds with
 /// trailing zeros trimmed), in UTC.
 pub(super) fn go_time(t: SystemTime) -> String {
@@ -329,8 +326,11 @@ async fn rootz() -> Response {
 }
 
 async fn serverz(State(view): State<ServerView>, Query(params): Params) -> Response {
+    // A standby has not opened the store: it reports nothing stored yet.
+    let standby = view.state() == crate::server::view::ServerState::FtStandby;
     let (clients, channels) = match view.snapshot(false, |_| true).await {
         Ok(s) => (s.client_count, s.channels),
+        Err(_) if standby => (0, Vec::new()),
         Err(e) => return unavailable(e),
     };
     let stats = view.stats();
@@ -346,7 +346,7 @@ async fn serverz(State(view): State<ServerView>, Query(params): Params) -> Respo
         server_id: view.server_id().to_string(),
         version: env!("CARGO_PKG_VERSION").to_string(),
         go: "rust".to_string(),
-        state: STATE,
+        state: view.state().name(),
         now: go_time(now),
         start_time: go_time(view.started()),
         uptime: uptime(up),
@@ -482,10 +482,14 @@ async fn channelsz(State(view): State<ServerView>, Query(params): Params) -> Res
     respond(&params, &channelsz)
 }
 
-/// 200 when active in a fault-tolerance group, else 204: stanchion runs
-/// standalone, so 204, as NSS answers outside FT mode.
-async fn is_ft_active() -> StatusCode {
-    StatusCode::NO_CONTENT
+/// 200 when active in a fault-tolerance group, else 204 (standby, or not
+/// in a group), as NSS answers.
+async fn is_ft_active(State(view): State<ServerView>) -> StatusCode {
+    if view.state() == crate::server::view::ServerState::FtActive {
+        StatusCode::OK
+    } else {
+        StatusCode::NO_CONTENT
+    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ mod client_log;
 mod clients;
 mod committer;
 mod delivery;
+pub mod ft;
 mod idle;
 mod limits;
 mod liveness;
@@ -96,6 +97,9 @@ pub enum ServerError {
     /// The monitoring HTTP server could not start.
     #[error("{0}")]
     Monitor(String),
+    /// Another member of the FT group was active first: this one stopped.
+    #[error("{0}")]
+    FtConflict(String),
     /// A background task panicked or failed.
     #[error("internal: {0}")]
     Internal(String),
@@ -208,6 +212,24 @@ async fn run_engine(
     for line in view.limits().table() {
         tracing::info!("{line}");
     }
+    // In an FT group nothing of the store is touched before its lock is
+    // held: NATS first (the heartbeats), then the lock, then the store.
+    let mut nats = None;
+    let mut active = None;
+    if let Some(group) = config.ft_group() {
+        let Some(client) = connect_nats(&config, &view, &signal).await? else {
+            return Ok(());
+        };
+        let dir = config.dir.clone();
+        match ft::stand_by(&client, &config.cluster_id, group, dir, &view, &signal).await? {
+            Some(a) => active = Some(a),
+            None => {
+                tracing::info!("stopped while in standby");
+                return Ok(());
+            }
+        }
+        nats = Some(client);
+    }
     // A long recovery still stops at once on a signal (the blocking open
     // is left to finish on its own).
     let store = tokio::select! {
@@ -216,7 +238,7 @@ async fn run_engine(
         }
         () = signal.cancelled() => {
             tracing::info!("stopped while opening the store");
-            return Ok(());
+            return step_down(active).await;
         }
     };
     let info = {
@@ -235,14 +257,13 @@ async fn run_engine(
         sub_close: info.sub_close.clone(),
         close: info.close.clone(),
     };
-    let nats = tokio::select! {
-        nats = nats_connect::connect(&config, view.stats_arc()) => nats?,
-        () = signal.cancelled() => {
-            tracing::info!("stopped before nats-server was reachable");
-            return Ok(());
-        }
+    let nats = match nats {
+        Some(nats) => nats,
+        None => match connect_nats(&config, &view, &signal).await? {
+            Some(nats) => nats,
+            None => return Ok(()),
+        },
     };
-    view.set_nats(nats.clone());
     let tasks = TaskTracker::new();
     let result = requests::serve(
         requests::Setup {
@@ -258,9 +279,45 @@ async fn run_engine(
         signal,
     )
     .await;
+    // Heartbeats stop first; the lock goes only once the store is flushed.
+    let lock = match active {
+        Some(active) => Some(active.step_down().await),
+        None => None,
+    };
     finish(tasks, store, nats).await?;
     tracing::info!("stanchion stopped");
-    result
+    match lock {
+        Some(Err(conflict)) => Err(conflict),
+        _ => result,
+    }
+}
+
+/// Connects to nats-server and records the connection in the view;
+/// `Ok(None)` when `signal` fires first.
+async fn connect_nats(
+    config: &Config,
+    view: &view::ServerView,
+    signal: &CancellationToken,
+) -> Result<Option<async_nats::Client>, ServerError> {
+    tokio::select! {
+        nats = nats_connect::connect(config, view.stats_arc()) => {
+            let nats = nats?;
+            view.set_nats(nats.clone());
+            Ok(Some(nats))
+        }
+        () = signal.cancelled() => {
+            tracing::info!("stopped before nats-server was reachable");
+            Ok(None)
+        }
+    }
+}
+
+/// Ends an FT activation that did not get to serve.
+async fn step_down(active: Option<ft::Active>) -> Result<(), ServerError> {
+    match active {
+        Some(active) => active.step_down().await.map(drop),
+        None => Ok(()),
+    }
 }
 
 /// The end of a shutdown, within [`SHUTDOWN_BUDGET`]: channels finish what

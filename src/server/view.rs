@@ -211,6 +211,29 @@ pub struct Snapshot {
 #[error("the server is not serving requests")]
 pub struct Unavailable;
 
+/// The server's mode, as serverz's `state` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ServerState {
+    /// Not in a fault-tolerance group.
+    Standalone = 0,
+    /// In an FT group, waiting for the store lock.
+    FtStandby = 1,
+    /// In an FT group, holding the store lock and serving.
+    FtActive = 2,
+}
+
+impl ServerState {
+    /// NSS's name of the state.
+    pub fn name(self) -> &'static str {
+        match self {
+            ServerState::Standalone => "STANDALONE",
+            ServerState::FtStandby => "FT_STANDBY",
+            ServerState::FtActive => "FT_ACTIVE",
+        }
+    }
+}
+
 /// Shared by the server and its monitor; cheap to clone.
 #[derive(Clone)]
 pub struct ServerView {
@@ -220,6 +243,7 @@ pub struct ServerView {
 struct Inner {
     stats: Arc<Stats>,
     phase: AtomicU8,
+    state: AtomicU8,
     server_id: String,
     cluster_id: String,
     started: SystemTime,
@@ -245,6 +269,11 @@ impl ServerView {
         let inner = Inner {
             stats,
             phase: AtomicU8::new(Phase::Starting as u8),
+            state: AtomicU8::new(if config.ft_group().is_some() {
+                ServerState::FtStandby as u8
+            } else {
+                ServerState::Standalone as u8
+            }),
             server_id: nuid::next().to_string(),
             cluster_id: config.cluster_id.clone(),
             started: SystemTime::now(),
@@ -317,6 +346,20 @@ impl ServerView {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| {
                 (now != Phase::ShuttingDown as u8).then_some(phase as u8)
             });
+    }
+
+    /// Standalone, FT standby or FT active.
+    pub fn state(&self) -> ServerState {
+        match self.inner.state.load(Ordering::Acquire) {
+            1 => ServerState::FtStandby,
+            2 => ServerState::FtActive,
+            _ => ServerState::Standalone,
+        }
+    }
+
+    /// Moves to `state` (a standby that took the store lock is active).
+    pub(super) fn set_state(&self, state: ServerState) {
+        self.inner.state.store(state as u8, Ordering::Release);
     }
 
     /// Records the NATS connection, for [`ServerView::nats_connected`].

@@ -11,9 +11,7 @@ use super::checks::{
 };
 use super::reader::Reader;
 use super::sections::{check_cluster, check_sql};
-use super::{
-    NssFileError, Result, NO_CLUSTERING, NO_FT, NO_HTTPS, NO_PARTITIONING, NO_SQL, NO_SYSLOG,
-};
+use super::{NssFileError, Result, NO_CLUSTERING, NO_HTTPS, NO_PARTITIONING, NO_SQL, NO_SYSLOG};
 use crate::config::nats_conf::{Entry, Kind, Map};
 use crate::config::{size, LogFormat, StoreKind};
 
@@ -77,10 +75,7 @@ impl Reader {
                     self.put(e, "log_format", format);
                 }
                 "connection_name" => self.string(e, "connection_name")?,
-                "ft_group" | "ft_group_name" => {
-                    string(e)?;
-                    self.ignore(e, path, NO_FT);
-                }
+                "ft_group" | "ft_group_name" => self.string(e, "ft_group")?,
                 "partitioning" => {
                     boolean(e)?;
                     self.ignore(e, path, NO_PARTITIONING);

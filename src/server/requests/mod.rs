@@ -138,7 +138,10 @@ pub async fn serve(setup: Setup, signal: CancellationToken) -> Result<(), Server
         view,
         mut queries,
     } = setup;
-    probe_for_other_server(&nats, &subjects).await?;
+    // In an FT group the store lock already makes this server the only one.
+    if config.ft_group().is_none() {
+        probe_for_other_server(&nats, &subjects).await?;
+    }
     let stats = view.stats_arc();
     let committer = Committer::start(store.clone(), config.file_sync, stats.clone(), &tasks);
     let clients = Arc::new(Clients::default());

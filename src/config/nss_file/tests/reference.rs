@@ -153,6 +153,7 @@ fn every_reference_key() {
         ("encryption_cipher", "CHACHA"),
         ("encryption_key", "secret"),
         ("http_host", "0.0.0.0"),
+        ("ft_group", "grp"),
     ] {
         assert_eq!(text(&file, key), want, "{key}");
     }
@@ -186,14 +187,13 @@ fn every_reference_key() {
     let audit = dict(&channels["audit"], "audit");
     assert_eq!(audit["max_msgs"].to_i128(), Some(0));
     assert_eq!(audit["max_bytes"].to_i128(), Some(0));
-    assert_eq!(file.values.len(), 34);
+    assert_eq!(file.values.len(), 35);
 
     let tuning = |key: &'static str, line| (key, line, FILE_TUNING);
     assert_eq!(
         ignored(&file),
         [
             ("port", 3, NATS_SERVER_PART),
-            ("STREAMING.ft_group", 12, NO_FT),
             ("STREAMING.partitioning", 13, NO_PARTITIONING),
             ("STREAMING.syslog_name", 14, NO_SYSLOG),
             tuning("STREAMING.file.compact", 39),
