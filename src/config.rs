@@ -215,6 +215,10 @@ pub struct Config {
     /// store lock) and the others stand by. `None`: standalone.
     #[serde(deserialize_with = "opt_string_like")]
     pub ft_group: Option<String>,
+    /// Serve only the channels of `store_limits.channels` (patterns
+    /// allowed), beside other servers of the same cluster ID that serve
+    /// theirs, as NSS's partitioning does.
+    pub partitioning: bool,
     /// Raise stanchion's own log level to debug.
     pub stan_debug: bool,
     /// Raise stanchion's own log level to trace.
@@ -289,6 +293,7 @@ impl Default for Config {
             encryption_cipher: String::new(),
             encryption_key: None,
             ft_group: None,
+            partitioning: false,
             stan_debug: false,
             stan_trace: false,
             log_format: LogFormat::Text,
@@ -333,6 +338,7 @@ impl fmt::Debug for Config {
             .field("encryption_cipher", &self.encryption_cipher)
             .field("encryption_key", &self.encryption_key)
             .field("ft_group", &self.ft_group)
+            .field("partitioning", &self.partitioning)
             .field("stan_debug", &self.stan_debug)
             .field("stan_trace", &self.stan_trace)
             .field("log_format", &self.log_format)
@@ -457,6 +463,14 @@ impl Config {
                     format!("{group:?} must be a valid subject without wildcards"),
                 );
             }
+        }
+        if self.partitioning && self.channels.is_empty() {
+            return invalid(
+                "partitioning",
+                "stan: no configured channel (partitioning serves the channels of \
+                 store_limits.channels, and none is set)"
+                    .into(),
+            );
         }
         if let Err(e) = self.store_limits() {
             return invalid("channels", e.to_string());

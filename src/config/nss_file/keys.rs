@@ -6,12 +6,11 @@
 //! [`super::checks`]'.
 
 use super::checks::{
-    boolean, host_port, in_range, int, int_in, invalid, parses_as, string, u32_max, usize_max,
-    wrong_type,
+    host_port, in_range, int, int_in, invalid, parses_as, string, u32_max, usize_max, wrong_type,
 };
 use super::reader::Reader;
 use super::sections::{check_cluster, check_sql};
-use super::{NssFileError, Result, NO_CLUSTERING, NO_HTTPS, NO_PARTITIONING, NO_SQL, NO_SYSLOG};
+use super::{NssFileError, Result, NO_CLUSTERING, NO_HTTPS, NO_SQL, NO_SYSLOG};
 use crate::config::nats_conf::{Entry, Kind, Map};
 use crate::config::{size, LogFormat, StoreKind};
 
@@ -76,10 +75,7 @@ impl Reader {
                 }
                 "connection_name" => self.string(e, "connection_name")?,
                 "ft_group" | "ft_group_name" => self.string(e, "ft_group")?,
-                "partitioning" => {
-                    boolean(e)?;
-                    self.ignore(e, path, NO_PARTITIONING);
-                }
+                "partitioning" => self.boolean(e, "partitioning")?,
                 "cluster" => {
                     check_cluster(e)?;
                     self.ignore(e, path, NO_CLUSTERING);

@@ -38,7 +38,6 @@ pub const FILE_TUNING: &str =
     "file-store tuning of the reference server; stanchion's store has its own";
 const ONLY_VARIABLE: &str = "only defines a variable";
 const NATS_SERVER_PART: &str = "outside the streaming block: nats-server's part of the file";
-const NO_PARTITIONING: &str = "partitioning is not implemented";
 const NO_CLUSTERING: &str = "clustering is not implemented";
 const NO_SQL: &str = "the SQL store is not implemented";
 const NO_SYSLOG: &str = "syslog is not implemented";

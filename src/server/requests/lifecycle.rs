@@ -24,6 +24,13 @@ pub(super) struct DupProbe {
     old_alive: bool,
 }
 
+impl DupProbe {
+    /// The client ID the probe is about.
+    pub(super) fn client_id(&self) -> &str {
+        &self.req.client_id
+    }
+}
+
 impl Dispatcher {
     pub(super) async fn on_connect(&mut self, m: Message) {
         let req = match ConnectRequest::decode(m.payload.clone()) {

@@ -13,6 +13,7 @@
 
 mod idle;
 mod lifecycle;
+mod partitioned;
 mod subscriptions;
 
 use std::collections::{HashMap, HashSet};
@@ -92,6 +93,10 @@ struct Dispatcher {
     probing: HashSet<String>,
     /// Where duplicate-connect probes report.
     probe_tx: mpsc::Sender<DupProbe>,
+    /// Partitioning: publishes and subscriptions of clients whose connect
+    /// waits on a probe here, though another server has already answered
+    /// it; taken up once the probe settles.
+    parked: HashMap<String, Vec<partitioned::Parked>>,
     /// Counters the monitor reads.
     stats: Arc<Stats>,
 }
@@ -116,7 +121,10 @@ enum Input {
 struct Inputs {
     discover: Subscriber,
     pings: Subscriber,
+    /// `<publish>.>`, or the first owned channel's when partitioned.
     publish: Subscriber,
+    /// The other owned channels' publish subjects when partitioned.
+    more_publish: futures::stream::SelectAll<Subscriber>,
     /// Acks under this server's prefix, plus the ack inboxes of imported
     /// subscriptions that the reference server handed out.
     acks: futures::stream::SelectAll<Subscriber>,
@@ -138,10 +146,21 @@ pub async fn serve(setup: Setup, signal: CancellationToken) -> Result<(), Server
         view,
         mut queries,
     } = setup;
-    // In an FT group the store lock already makes this server the only one.
-    if config.ft_group().is_none() {
-        probe_for_other_server(&nats, &subjects).await?;
-    }
+    // Partitioned servers share the cluster ID by design; in an FT group
+    // the store lock already makes this server the only one.
+    let _partitions = if config.partitioning {
+        let owned = view
+            .limits()
+            .channels()
+            .map(|(c, _)| c.to_string())
+            .collect();
+        Some(super::partitions::join(&nats, &subjects.cluster_id, view.server_id(), owned).await?)
+    } else {
+        if config.ft_group().is_none() {
+            probe_for_other_server(&nats, &subjects).await?;
+        }
+        None
+    };
     let stats = view.stats_arc();
     let committer = Committer::start(store.clone(), config.file_sync, stats.clone(), &tasks);
     let clients = Arc::new(Clients::default());
@@ -175,6 +194,7 @@ pub async fn serve(setup: Setup, signal: CancellationToken) -> Result<(), Server
         tasks,
         probing: HashSet::new(),
         probe_tx,
+        parked: HashMap::new(),
         client_log,
         stats: stats.clone(),
     };
@@ -219,6 +239,7 @@ pub async fn serve(setup: Setup, signal: CancellationToken) -> Result<(), Server
             Some(probe) = probe_rx.recv() => Input::DupProbe(probe),
             Some(name) = idle_rx.recv() => Input::IdleChannel(name),
             Some(m) = inputs.publish.next() => Input::Publish(m),
+            Some(m) = inputs.more_publish.next() => Input::Publish(m),
             Some(m) = inputs.acks.next() => Input::Ack(m),
             Some(m) = inputs.discover.next() => Input::Connect(m),
             Some(m) = inputs.pings.next() => Input::Ping(m),
@@ -240,10 +261,15 @@ pub async fn serve(setup: Setup, signal: CancellationToken) -> Result<(), Server
                 if !d.closes_first(&mut inputs, &signal).await {
                     break;
                 }
-                d.on_dup_probe(probe).await
+                d.settle_probe(probe).await
             }
             Input::IdleChannel(name) => d.on_idle_channel(name).await,
-            Input::Publish(m) => d.on_publish(m).await,
+            Input::Publish(m) => {
+                if !d.connects_first(&mut inputs, &signal).await {
+                    break;
+                }
+                d.on_publish(m).await
+            }
             Input::Ack(m) => d.on_ack(m).await,
             Input::Connect(m) => {
                 if !d.closes_first(&mut inputs, &signal).await {
@@ -252,7 +278,12 @@ pub async fn serve(setup: Setup, signal: CancellationToken) -> Result<(), Server
                 d.on_connect(m).await
             }
             Input::Ping(m) => d.on_ping(m).await,
-            Input::Subscribe(m) => d.on_subscribe(m).await,
+            Input::Subscribe(m) => {
+                if !d.connects_first(&mut inputs, &signal).await {
+                    break;
+                }
+                d.on_subscribe(m).await
+            }
             // A signal seen during the barrier stops everything, the
             // close-type request included.
             Input::Unsubscribe(m) => {
@@ -393,10 +424,22 @@ impl Dispatcher {
             }
         };
         let s = &self.subjects;
+        // Partitioned: the owned channels only (patterns work as subjects).
+        let mut publish = Vec::new();
+        if self.config.partitioning {
+            for (pattern, _) in self.ctx.limits.channels() {
+                publish.push(sub(format!("{}.{pattern}", s.publish)).await?);
+            }
+        }
+        let first_publish = match publish.is_empty() {
+            true => sub(format!("{}.>", s.publish)).await?,
+            false => publish.remove(0),
+        };
         Ok(Inputs {
             discover: sub(s.discover.clone()).await?,
             pings: sub(s.pings.clone()).await?,
-            publish: sub(format!("{}.>", s.publish)).await?,
+            publish: first_publish,
+            more_publish: futures::stream::select_all(publish),
             acks: {
                 let mut acks = vec![sub(format!("{ack_prefix}.*")).await?];
                 for inbox in foreign {
@@ -482,6 +525,9 @@ impl Dispatcher {
             && self
                 .clients
                 .is_valid_publisher(&msg.client_id, &msg.conn_id);
+        if !valid && self.waits_on_probe(&msg.client_id) {
+            return self.park(&msg.client_id, partitioned::Parked::Publish(m));
+        }
         if !valid {
             tracing::debug!(client = %msg.client_id, channel = %msg.subject, "invalid publish request");
             let ack = PubAck {

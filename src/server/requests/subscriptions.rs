@@ -5,6 +5,7 @@
 use async_nats::Message;
 use prost::Message as _;
 
+use super::partitioned::Parked;
 use super::{encode, Dispatcher};
 use crate::protocol::pb::{
     StartPosition, SubscriptionRequest, SubscriptionResponse, UnsubscribeRequest,
@@ -14,23 +15,28 @@ use crate::server::channel::ChannelCmd;
 
 impl Dispatcher {
     pub(super) async fn on_subscribe(&mut self, m: Message) {
-        let checked = match SubscriptionRequest::decode(m.payload.clone()) {
+        let req = match SubscriptionRequest::decode(m.payload.clone()) {
+            Ok(req) => req,
             Err(e) => {
                 tracing::warn!(error = %e, "undecodable subscription request");
-                Err(errors::INVALID_SUB_REQ.to_string())
-            }
-            Ok(req) => self.validate_subscription(&req).map(|()| req),
-        };
-        let req = match checked {
-            Ok(req) => req,
-            Err(error) => {
-                let resp = SubscriptionResponse {
-                    error,
-                    ..Default::default()
-                };
-                return self.reply(m.reply, encode(&resp)).await;
+                return self.refuse_subscription(m, errors::INVALID_SUB_REQ).await;
             }
         };
+        if let Err(error) = self.validate_subscription(&req) {
+            return self.refuse_subscription(m, error).await;
+        }
+        // Partitioned: another server's channel is left to it.
+        if !self.owns(&req.subject) {
+            return;
+        }
+        if !self.clients.contains(&req.client_id) {
+            if self.waits_on_probe(&req.client_id) {
+                let client_id = req.client_id.clone();
+                return self.park(&client_id, Parked::Subscribe(m));
+            }
+            tracing::debug!(client = %req.client_id, channel = %req.subject, "subscription refused: unknown client");
+            return self.refuse_subscription(m, errors::UNKNOWN_CLIENT).await;
+        }
         match self.channel(&req.subject).await {
             Ok(handle) => {
                 let _ = handle
@@ -41,18 +47,21 @@ impl Dispatcher {
                     })
                     .await;
             }
-            Err(error) => {
-                let resp = SubscriptionResponse {
-                    error,
-                    ..Default::default()
-                };
-                self.reply(m.reply, encode(&resp)).await;
-            }
+            Err(error) => self.refuse_subscription(m, &error).await,
         }
     }
 
-    /// The reference server's checks, in its order.
-    fn validate_subscription(&self, req: &SubscriptionRequest) -> Result<(), String> {
+    async fn refuse_subscription(&self, m: Message, error: &str) {
+        let resp = SubscriptionResponse {
+            error: error.to_string(),
+            ..Default::default()
+        };
+        self.reply(m.reply, encode(&resp)).await;
+    }
+
+    /// The reference server's checks, in its order, up to the client's
+    /// registration (checked by the caller, after partition ownership).
+    fn validate_subscription(&self, req: &SubscriptionRequest) -> Result<(), &'static str> {
         let error = if req.client_id.is_empty() {
             errors::MISSING_CLIENT
         } else if req.ack_wait_in_secs <= 0 {
@@ -63,13 +72,11 @@ impl Dispatcher {
             errors::INVALID_START
         } else if !is_valid_channel(&req.subject) {
             errors::INVALID_SUBJECT
-        } else if !self.clients.contains(&req.client_id) {
-            errors::UNKNOWN_CLIENT
         } else {
             return Ok(());
         };
         tracing::debug!(client = %req.client_id, channel = %req.subject, error, "subscription refused");
-        Err(error.to_string())
+        Err(error)
     }
 
     pub(super) async fn on_unsubscribe(&mut self, m: Message, close: bool) {
@@ -84,6 +91,10 @@ impl Dispatcher {
                 return self.reply(m.reply, encode(&resp)).await;
             }
         };
+        // Partitioned: another server's channel is left to it.
+        if !self.owns(&req.subject) {
+            return;
+        }
         match self.channels.get(&req.subject) {
             Some(handle) => {
                 let _ = handle

@@ -174,6 +174,7 @@ fn every_reference_key() {
         ("tls_insecure", false),
         ("file_sync", false),
         ("encrypt", false),
+        ("partitioning", false),
     ] {
         assert_eq!(flag(&file, key), want, "{key}");
     }
@@ -187,14 +188,13 @@ fn every_reference_key() {
     let audit = dict(&channels["audit"], "audit");
     assert_eq!(audit["max_msgs"].to_i128(), Some(0));
     assert_eq!(audit["max_bytes"].to_i128(), Some(0));
-    assert_eq!(file.values.len(), 35);
+    assert_eq!(file.values.len(), 36);
 
     let tuning = |key: &'static str, line| (key, line, FILE_TUNING);
     assert_eq!(
         ignored(&file),
         [
             ("port", 3, NATS_SERVER_PART),
-            ("STREAMING.partitioning", 13, NO_PARTITIONING),
             ("STREAMING.syslog_name", 14, NO_SYSLOG),
             tuning("STREAMING.file.compact", 39),
             tuning("STREAMING.file.compact_frag", 40),
