@@ -219,6 +219,10 @@ pub struct Config {
     /// allowed), beside other servers of the same cluster ID that serve
     /// theirs, as NSS's partitioning does.
     pub partitioning: bool,
+    /// NSS's clustered mode (`--clustered`, or a `cluster { }` block in the
+    /// config file). Not implemented yet: refused at startup, with the
+    /// combinations NSS refuses named first.
+    pub clustered: bool,
     /// Raise stanchion's own log level to debug.
     pub stan_debug: bool,
     /// Raise stanchion's own log level to trace.
@@ -294,6 +298,7 @@ impl Default for Config {
             encryption_key: None,
             ft_group: None,
             partitioning: false,
+            clustered: false,
             stan_debug: false,
             stan_trace: false,
             log_format: LogFormat::Text,
@@ -339,6 +344,7 @@ impl fmt::Debug for Config {
             .field("encryption_key", &self.encryption_key)
             .field("ft_group", &self.ft_group)
             .field("partitioning", &self.partitioning)
+            .field("clustered", &self.clustered)
             .field("stan_debug", &self.stan_debug)
             .field("stan_trace", &self.stan_trace)
             .field("log_format", &self.log_format)
@@ -463,6 +469,19 @@ impl Config {
                     format!("{group:?} must be a valid subject without wildcards"),
                 );
             }
+        }
+        if self.clustered {
+            let why = if self.store == StoreKind::Memory {
+                "stan: clustering mode not supported with MEMORY store type"
+            } else if self.partitioning {
+                "stan: channels partitioning in clustering mode is not supported"
+            } else if self.ft_group().is_some() {
+                "fault-tolerance groups (ft_group) and clustering cannot be combined"
+            } else {
+                "clustering is not implemented in stanchion yet: run one server, \
+                 an FT group on a shared directory (--ft_group), or partitioning"
+            };
+            return invalid("clustered", why.into());
         }
         if self.partitioning && self.channels.is_empty() {
             return invalid(

@@ -70,7 +70,7 @@ fn help_lists_every_option_with_its_environment_variable() {
         "-file_compact_enabled",
         "-routes",
         "-sql_driver",
-        "-clustered",
+        "-cluster_peers",
     ] {
         assert!(help.contains(flag), "{flag} missing:\n{help}");
     }
@@ -105,6 +105,21 @@ fn configuration_errors_exit_2_naming_the_setting() {
             &[],
             &[("STANCHION_PARTITIONING", "true")],
             "stan: no configured channel",
+        ),
+        (
+            &["-clustered", "-cluster_node_id", "a", "-st", "file"],
+            &[],
+            "clustering is not implemented in stanchion yet",
+        ),
+        (
+            &["--clustered", "--store", "memory"],
+            &[],
+            "stan: clustering mode not supported with MEMORY store type",
+        ),
+        (
+            &["--clustered", "--ft_group", "g", "-st", "file"],
+            &[],
+            "ft_group) and clustering cannot be combined",
         ),
         (
             &[],

@@ -85,7 +85,7 @@ async fn the_helm_charts_command_line_and_config_file_start_and_serve() {
         "--routes",
         "--cluster",
         "-tls",
-        "--clustered",
+        "--cluster_raft_logging",
         "-DV",
     ];
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_stanchion"));
@@ -106,7 +106,12 @@ async fn the_helm_charts_command_line_and_config_file_start_and_serve() {
             "nats://a:6222",
             "--cluster",
         ])
-        .args(["nats://0.0.0.0:6222", "-tls=false", "--clustered", "-DV"])
+        .args([
+            "nats://0.0.0.0:6222",
+            "-tls=false",
+            "--cluster_raft_logging",
+            "-DV",
+        ])
         .env("POD_NAME", "stan-0")
         .env("RUST_LOG", "info");
     let server = Proc::spawn("stanchion", cmd);

@@ -190,6 +190,10 @@ pub struct Cli {
     #[arg(long = "partitioning", value_name = "BOOL", num_args = 0..=1, require_equals = true,
           default_missing_value = "true", value_parser = parse_go_bool)]
     pub partitioning: Option<bool>,
+    /// NSS's clustered mode: not implemented yet, refused at startup [default: false]
+    #[arg(long = "clustered", value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_parser = parse_go_bool)]
+    pub clustered: Option<bool>,
     /// Address the monitoring HTTP server binds [default: 0.0.0.0]
     #[arg(long = "http_host", visible_aliases = ["a", "addr", "net"], value_name = "HOST")]
     pub http_host: Option<String>,
@@ -326,6 +330,7 @@ impl Cli {
         put("connection_name", text(&self.connection_name));
         put("ft_group", text(&self.ft_group));
         put("partitioning", self.partitioning.map(Value::from));
+        put("clustered", self.clustered.map(Value::from));
         put("http_host", text(&self.http_host));
         put("http_port", self.http_port.map(Value::from));
         FlagLayer(dict)

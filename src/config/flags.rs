@@ -74,6 +74,7 @@ pub(super) const FLAGS: &[FlagSpec] = &[
     flag(&["connection_name"], "connection_name", Value),
     flag(&["ft_group"], "ft_group", Value),
     flag(&["partitioning"], "partitioning", Bool),
+    flag(&["clustered"], "clustered", Bool),
     flag(&["a", "addr", "net", "http_host"], "http_host", Value),
     flag(&["m", "http_port"], "http_port", Value),
     flag(&["sc", "stan_config"], "stan_config", Value),
@@ -181,7 +182,6 @@ pub(super) const IGNORED: &[Ignored] = &[
     // Features still to come.
     ignored(
         &[
-            "clustered",
             "cluster_bootstrap",
             "cluster_sync",
             "cluster_raft_logging",
@@ -448,7 +448,7 @@ mod tests {
             "-tls=false",
             "--routes",
             "nats://a:6222",
-            "-clustered",
+            "-cluster_bootstrap",
             "-cluster_node_id",
             "a",
             "-D",
@@ -470,7 +470,7 @@ mod tests {
                 "ignoring flag -file_compact_enabled",
                 "ignoring flag -tls",
                 "ignoring flag --routes",
-                "ignoring flag -clustered",
+                "ignoring flag -cluster_bootstrap",
                 "ignoring flag -cluster_node_id",
                 "ignoring flag -D",
             ]

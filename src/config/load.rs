@@ -58,6 +58,7 @@ const BOOL_KEYS: &[&str] = &[
     "tls_insecure",
     "encrypt",
     "partitioning",
+    "clustered",
 ];
 
 /// The env layer: figment's [`Env`] (prefix `STANCHION_`, `__` for nesting),

@@ -77,7 +77,9 @@ impl Reader {
                 "ft_group" | "ft_group_name" => self.string(e, "ft_group")?,
                 "partitioning" => self.boolean(e, "partitioning")?,
                 "cluster" => {
+                    // As in NSS, the block itself turns clustering on.
                     check_cluster(e)?;
+                    self.put(e, "clustered", true);
                     self.ignore(e, path, NO_CLUSTERING);
                 }
                 "sql" | "sql_options" => {

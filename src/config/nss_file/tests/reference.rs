@@ -175,6 +175,7 @@ fn every_reference_key() {
         ("file_sync", false),
         ("encrypt", false),
         ("partitioning", false),
+        ("clustered", true),
     ] {
         assert_eq!(flag(&file, key), want, "{key}");
     }
@@ -188,7 +189,7 @@ fn every_reference_key() {
     let audit = dict(&channels["audit"], "audit");
     assert_eq!(audit["max_msgs"].to_i128(), Some(0));
     assert_eq!(audit["max_bytes"].to_i128(), Some(0));
-    assert_eq!(file.values.len(), 36);
+    assert_eq!(file.values.len(), 37);
 
     let tuning = |key: &'static str, line| (key, line, FILE_TUNING);
     assert_eq!(
