@@ -1,0 +1,262 @@
+//! The state machine: applies committed entries to the node's stanchion
+//! store, and records how far it got in the Raft database.
+//!
+//! The store is written first and flushed, then the applied point: a crash
+//! in between applies some entries again, which [`Op`]s allow. Snapshots
+//! are the whole store ([`super::snapshot`]), taken under the same lock as
+//! applying, so a snapshot is the state at exactly its index.
+
+use std::io::Cursor;
+use std::sync::{Arc, Mutex};
+
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{
+    Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, SnapshotMeta, StorageError,
+    StorageIOError, StoredMembership,
+};
+
+use super::op::Applier;
+use super::snapshot::{dump, restore, Dump};
+use super::{decode, encode, Applied, ClusterNode, NodeId, TypeConfig};
+use crate::store::Store;
+
+const APPLIED: &[u8] = b"applied";
+const SNAPSHOT: &[u8] = b"snapshot";
+
+type StorageResult<T> = Result<T, StorageError<NodeId>>;
+
+/// The applied point: the last entry applied and the membership in force.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+struct AppliedPoint {
+    last: Option<LogId<NodeId>>,
+    membership: StoredMembership<NodeId, ClusterNode>,
+}
+
+/// A snapshot as kept in the Raft database: its meta and the dump.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredSnapshot {
+    meta: SnapshotMeta<NodeId, ClusterNode>,
+    data: Vec<u8>,
+}
+
+struct Inner {
+    applier: Applier,
+    point: AppliedPoint,
+}
+
+/// The state machine of one node, over its store.
+#[derive(Clone)]
+pub struct StateMachine {
+    inner: Arc<Mutex<Inner>>,
+    /// The Raft database's `raft_sm` tree.
+    records: sled::Tree,
+    db: sled::Db,
+}
+
+fn sm_err(e: impl std::fmt::Display) -> StorageError<NodeId> {
+    StorageIOError::write_state_machine(openraft::AnyError::error(e.to_string())).into()
+}
+
+fn read_err(e: impl std::fmt::Display) -> StorageError<NodeId> {
+    StorageIOError::read_state_machine(openraft::AnyError::error(e.to_string())).into()
+}
+
+impl StateMachine {
+    /// The state machine over `store`, recording its progress in `db`
+    /// (the Raft log's database).
+    ///
+    /// # Errors
+    /// When the recorded applied point cannot be read.
+    pub fn open(store: Arc<dyn Store>, db: sled::Db) -> StorageResult<StateMachine> {
+        let records = db.open_tree("raft_sm").map_err(read_err)?;
+        let point = match records.get(APPLIED).map_err(read_err)? {
+            Some(raw) => decode(&raw).map_err(read_err)?,
+            None => AppliedPoint::default(),
+        };
+        Ok(StateMachine {
+            inner: Arc::new(Mutex::new(Inner {
+                applier: Applier::new(store),
+                point,
+            })),
+            records,
+            db,
+        })
+    }
+
+    /// The last entry applied, for monitoring.
+    pub fn last_applied(&self) -> Option<LogId<NodeId>> {
+        self.lock().point.last
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` on the blocking pool with the state machine locked.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Inner, &sled::Tree) -> StorageResult<T> + Send + 'static,
+    ) -> StorageResult<T> {
+        let (inner, records) = (self.inner.clone(), self.records.clone());
+        let out = tokio::task::spawn_blocking(move || {
+            let mut guard = inner.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut guard, &records)
+        })
+        .await
+        .map_err(sm_err)??;
+        self.db.flush_async().await.map_err(sm_err)?;
+        Ok(out)
+    }
+}
+
+fn save_point(records: &sled::Tree, point: &AppliedPoint) -> StorageResult<()> {
+    records
+        .insert(APPLIED, encode(point).map_err(sm_err)?)
+        .map_err(sm_err)?;
+    Ok(())
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    async fn build_snapshot(&mut self) -> StorageResult<Snapshot<TypeConfig>> {
+        let stored = self
+            .blocking(|inner, records| {
+                let data = encode(&dump(inner.applier.store().as_ref()).map_err(read_err)?)
+                    .map_err(read_err)?;
+                let last = inner.point.last;
+                let meta = SnapshotMeta {
+                    last_log_id: last,
+                    last_membership: inner.point.membership.clone(),
+                    snapshot_id: last.map_or_else(
+                        || "0".to_string(),
+                        |l| format!("{}-{}", l.leader_id, l.index),
+                    ),
+                };
+                let stored = StoredSnapshot { meta, data };
+                records
+                    .insert(SNAPSHOT, encode(&stored).map_err(sm_err)?)
+                    .map_err(sm_err)?;
+                Ok(stored)
+            })
+            .await?;
+        Ok(Snapshot {
+            meta: stored.meta,
+            snapshot: Box::new(Cursor::new(stored.data)),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = StateMachine;
+
+    async fn applied_state(
+        &mut self,
+    ) -> StorageResult<(Option<LogId<NodeId>>, StoredMembership<NodeId, ClusterNode>)> {
+        let inner = self.lock();
+        Ok((inner.point.last, inner.point.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> StorageResult<Vec<Applied>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let entries: Vec<Entry<TypeConfig>> = entries.into_iter().collect();
+        self.blocking(move |inner, records| {
+            let mut out = Vec::with_capacity(entries.len());
+            for entry in entries {
+                match entry.payload {
+                    EntryPayload::Blank => {}
+                    EntryPayload::Normal(op) => inner.applier.apply(&op).map_err(|e| {
+                        StorageError::from(StorageIOError::apply(
+                            entry.log_id,
+                            openraft::AnyError::error(e.to_string()),
+                        ))
+                    })?,
+                    EntryPayload::Membership(m) => {
+                        inner.point.membership = StoredMembership::new(Some(entry.log_id), m);
+                    }
+                }
+                inner.point.last = Some(entry.log_id);
+                out.push(Applied {
+                    index: entry.log_id.index,
+                });
+            }
+            // The store's writes are durable before the point that says so.
+            inner.applier.store().flush().map_err(sm_err)?;
+            save_point(records, &inner.point)?;
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> StorageResult<Box<Cursor<Vec<u8>>>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, ClusterNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> StorageResult<()> {
+        let meta = meta.clone();
+        let data = snapshot.into_inner();
+        self.blocking(move |inner, records| {
+            let taken: Dump = decode(&data).map_err(read_err)?;
+            restore(inner.applier.store().as_ref(), &taken).map_err(sm_err)?;
+            inner.applier = Applier::new(inner.applier.store().clone());
+            inner.point = AppliedPoint {
+                last: meta.last_log_id,
+                membership: meta.last_membership.clone(),
+            };
+            save_point(records, &inner.point)?;
+            let stored = StoredSnapshot { meta, data };
+            records
+                .insert(SNAPSHOT, encode(&stored).map_err(sm_err)?)
+                .map_err(sm_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_current_snapshot(&mut self) -> StorageResult<Option<Snapshot<TypeConfig>>> {
+        let Some(raw) = self.records.get(SNAPSHOT).map_err(read_err)? else {
+            return Ok(None);
+        };
+        let stored: StoredSnapshot = decode(&raw).map_err(read_err)?;
+        Ok(Some(Snapshot {
+            meta: stored.meta,
+            snapshot: Box::new(Cursor::new(stored.data)),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::LogStore;
+    use crate::store::MemoryStore;
+
+    /// A log store and state machine on a fresh temp directory and memory
+    /// store, kept alive by the returned guard.
+    struct Fresh;
+
+    impl openraft::testing::StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir>
+        for Fresh
+    {
+        async fn build(&self) -> StorageResult<(tempfile::TempDir, LogStore, StateMachine)> {
+            let dir = tempfile::tempdir().map_err(sm_err)?;
+            let log = LogStore::open(dir.path()).map_err(sm_err)?;
+            let sm = StateMachine::open(Arc::new(MemoryStore::new()), log.db().clone())?;
+            Ok((dir, log, sm))
+        }
+    }
+
+    #[test]
+    fn passes_openraft_storage_suite() {
+        openraft::testing::Suite::test_all(Fresh).unwrap();
+    }
+}
