@@ -15,6 +15,7 @@
 #![allow(clippy::result_large_err)]
 
 mod log_store;
+pub mod network;
 mod op;
 mod snapshot;
 mod state_machine;
