@@ -223,6 +223,14 @@ pub struct Config {
     /// config file). Not implemented yet: refused at startup, with the
     /// combinations NSS refuses named first.
     pub clustered: bool,
+    /// This node's name in the cluster (`cluster { node_id }`).
+    #[serde(deserialize_with = "opt_string_like")]
+    pub cluster_node_id: Option<String>,
+    /// Every node of the cluster, comma-separated (this one may be listed).
+    #[serde(deserialize_with = "opt_string_like")]
+    pub cluster_peers: Option<String>,
+    /// Where the Raft log lives [default: `<dir>/raft`].
+    pub cluster_log_path: Option<PathBuf>,
     /// Raise stanchion's own log level to debug.
     pub stan_debug: bool,
     /// Raise stanchion's own log level to trace.
@@ -299,6 +307,9 @@ impl Default for Config {
             ft_group: None,
             partitioning: false,
             clustered: false,
+            cluster_node_id: None,
+            cluster_peers: None,
+            cluster_log_path: None,
             stan_debug: false,
             stan_trace: false,
             log_format: LogFormat::Text,
@@ -345,6 +356,9 @@ impl fmt::Debug for Config {
             .field("ft_group", &self.ft_group)
             .field("partitioning", &self.partitioning)
             .field("clustered", &self.clustered)
+            .field("cluster_node_id", &self.cluster_node_id)
+            .field("cluster_peers", &self.cluster_peers)
+            .field("cluster_log_path", &self.cluster_log_path)
             .field("stan_debug", &self.stan_debug)
             .field("stan_trace", &self.stan_trace)
             .field("log_format", &self.log_format)
@@ -367,9 +381,79 @@ impl fmt::Debug for Config {
 }
 
 impl Config {
+    /// A clustered node needs its name and the others': names that can be
+    /// subject tokens, none twice, none hashing to another's Raft ID.
+    fn check_cluster_nodes(&self) -> Result<(), String> {
+        let me = self.cluster_node_id.as_deref().unwrap_or_default();
+        if me.is_empty() {
+            return Err("cluster_node_id is required in clustered mode".into());
+        }
+        let listed: Vec<&str> = self
+            .cluster_peers
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .collect();
+        if listed.iter().all(|p| *p == me) {
+            return Err(
+                "cluster_peers must name the other nodes: stanchion starts a cluster from its \
+                 full list of nodes (cluster_bootstrap is not supported)"
+                    .into(),
+            );
+        }
+        let mut seen = std::collections::HashMap::new();
+        for name in listed.iter().copied().chain(std::iter::once(me)) {
+            if name.contains(['.', '*', '>', ' ']) {
+                return Err(format!(
+                    "node ID {name:?} must be one subject token (no '.', '*', '>', spaces)"
+                ));
+            }
+            if listed.iter().filter(|p| **p == name).count() > 1 {
+                return Err(format!("duplicate node ID {name:?} in cluster_peers"));
+            }
+            if let Some(other) = seen.insert(crate::cluster::node_id(name), name) {
+                if other != name {
+                    return Err(format!(
+                        "node IDs {other:?} and {name:?} collide; rename one"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The fault-tolerance group, if any (an empty name is none, as in NSS).
     pub fn ft_group(&self) -> Option<&str> {
         self.ft_group.as_deref().filter(|g| !g.is_empty())
+    }
+
+    /// Every node of the cluster: `cluster_peers` plus this node, in the
+    /// order given, each once (duplicates are refused by validation).
+    pub fn cluster_nodes(&self) -> Vec<String> {
+        let mut nodes: Vec<String> = self
+            .cluster_peers
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+            .collect();
+        if let Some(me) = self.cluster_node_id.as_deref().filter(|m| !m.is_empty()) {
+            if !nodes.iter().any(|n| n == me) {
+                nodes.push(me.to_string());
+            }
+        }
+        nodes
+    }
+
+    /// The Raft log's directory: `cluster_log_path`, else `<dir>/raft`.
+    pub fn raft_dir(&self) -> PathBuf {
+        self.cluster_log_path
+            .clone()
+            .unwrap_or_else(|| self.dir.join("raft"))
     }
 
     /// The NATS connection name: `connection_name`, else `stanchion-<cluster_id>`.
@@ -478,10 +562,14 @@ impl Config {
             } else if self.ft_group().is_some() {
                 "fault-tolerance groups (ft_group) and clustering cannot be combined"
             } else {
-                "clustering is not implemented in stanchion yet: run one server, \
-                 an FT group on a shared directory (--ft_group), or partitioning"
+                ""
             };
-            return invalid("clustered", why.into());
+            if !why.is_empty() {
+                return invalid("clustered", why.into());
+            }
+            if let Err(why) = self.check_cluster_nodes() {
+                return invalid("cluster_peers", why);
+            }
         }
         if self.partitioning && self.channels.is_empty() {
             return invalid(

@@ -107,9 +107,40 @@ fn configuration_errors_exit_2_naming_the_setting() {
             "stan: no configured channel",
         ),
         (
+            &["-clustered", "-st", "file"],
+            &[],
+            "cluster_node_id is required in clustered mode",
+        ),
+        (
             &["-clustered", "-cluster_node_id", "a", "-st", "file"],
             &[],
-            "clustering is not implemented in stanchion yet",
+            "cluster_peers must name the other nodes",
+        ),
+        (
+            &[
+                "-clustered",
+                "-cluster_node_id",
+                "a",
+                "-cluster_peers",
+                "b,c,b",
+                "-st",
+                "file",
+            ],
+            &[],
+            "duplicate node ID \"b\" in cluster_peers",
+        ),
+        (
+            &[
+                "-clustered",
+                "-cluster_node_id",
+                "a",
+                "-cluster_peers",
+                "b.x",
+                "-st",
+                "file",
+            ],
+            &[],
+            "must be one subject token",
         ),
         (
             &["--clustered", "--store", "memory"],

@@ -17,6 +17,7 @@
 mod log_store;
 pub mod network;
 mod op;
+mod replicated;
 mod snapshot;
 mod state_machine;
 
@@ -24,6 +25,7 @@ use std::io::Cursor;
 
 pub use log_store::LogStore;
 pub use op::{Op, SubOp};
+pub use replicated::ReplicatedStore;
 pub use state_machine::StateMachine;
 
 /// A node's Raft ID: a stable hash of its name (NSS names nodes with

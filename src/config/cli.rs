@@ -194,6 +194,15 @@ pub struct Cli {
     #[arg(long = "clustered", value_name = "BOOL", num_args = 0..=1, require_equals = true,
           default_missing_value = "true", value_parser = parse_go_bool)]
     pub clustered: Option<bool>,
+    /// This node's name in the cluster
+    #[arg(long = "cluster_node_id", value_name = "NAME")]
+    pub cluster_node_id: Option<String>,
+    /// Every node of the cluster, comma-separated
+    #[arg(long = "cluster_peers", value_name = "NAMES")]
+    pub cluster_peers: Option<String>,
+    /// Directory of the Raft log [default: <dir>/raft]
+    #[arg(long = "cluster_log_path", value_name = "DIR")]
+    pub cluster_log_path: Option<PathBuf>,
     /// Address the monitoring HTTP server binds [default: 0.0.0.0]
     #[arg(long = "http_host", visible_aliases = ["a", "addr", "net"], value_name = "HOST")]
     pub http_host: Option<String>,
@@ -331,6 +340,14 @@ impl Cli {
         put("ft_group", text(&self.ft_group));
         put("partitioning", self.partitioning.map(Value::from));
         put("clustered", self.clustered.map(Value::from));
+        put("cluster_node_id", text(&self.cluster_node_id));
+        put("cluster_peers", text(&self.cluster_peers));
+        put(
+            "cluster_log_path",
+            self.cluster_log_path
+                .as_ref()
+                .map(|p| Value::from(p.display().to_string())),
+        );
         put("http_host", text(&self.http_host));
         put("http_port", self.http_port.map(Value::from));
         FlagLayer(dict)

@@ -75,6 +75,9 @@ pub(super) const FLAGS: &[FlagSpec] = &[
     flag(&["ft_group"], "ft_group", Value),
     flag(&["partitioning"], "partitioning", Bool),
     flag(&["clustered"], "clustered", Bool),
+    flag(&["cluster_node_id"], "cluster_node_id", Value),
+    flag(&["cluster_peers"], "cluster_peers", Value),
+    flag(&["cluster_log_path"], "cluster_log_path", Value),
     flag(&["a", "addr", "net", "http_host"], "http_host", Value),
     flag(&["m", "http_port"], "http_port", Value),
     flag(&["sc", "stan_config"], "stan_config", Value),
@@ -193,9 +196,6 @@ pub(super) const IGNORED: &[Ignored] = &[
     ),
     ignored(
         &[
-            "cluster_node_id",
-            "cluster_peers",
-            "cluster_log_path",
             "cluster_log_cache_size",
             "cluster_log_snapshots",
             "cluster_trailing_logs",
@@ -449,8 +449,8 @@ mod tests {
             "--routes",
             "nats://a:6222",
             "-cluster_bootstrap",
-            "-cluster_node_id",
-            "a",
+            "-cluster_log_snapshots",
+            "3",
             "-D",
             "-p",
             "4223",
@@ -471,7 +471,7 @@ mod tests {
                 "ignoring flag -tls",
                 "ignoring flag --routes",
                 "ignoring flag -cluster_bootstrap",
-                "ignoring flag -cluster_node_id",
+                "ignoring flag -cluster_log_snapshots",
                 "ignoring flag -D",
             ]
         );

@@ -99,9 +99,6 @@ use crate::server::view::{
     FLUSH_BUCKETS,
 };
 
-/// serverz's `role`: empty outside clustering (the field is omitted).
-const ROLE: &str = "";
-
 /// Labels of the exporter's per-channel families.
 const CHANNEL_LABELS: [&str; 3] = ["server_id", "server_role", "channel"];
 
@@ -147,7 +144,12 @@ fn render(view: &ServerView, snapshot: Option<&Snapshot>) -> prometheus::Result<
     let reg = Families(Registry::new());
     server_families(&reg, view, snapshot)?;
     if let Some(snapshot) = snapshot {
-        channel_families(&reg, view.server_id(), &snapshot.channels)?;
+        channel_families(
+            &reg,
+            view.server_id(),
+            view.role().name(),
+            &snapshot.channels,
+        )?;
     }
     stanchion_families(&reg, view)?;
     let mut families = reg.0.gather();
@@ -240,7 +242,7 @@ fn server_families(
         env!("CARGO_PKG_VERSION"),
         "rust",
         view.state().name(),
-        ROLE,
+        view.role().name(),
         start_time.as_str(),
     ];
     reg.gauge_vec("nss_server_info", "Info", &info_labels)?
@@ -254,6 +256,7 @@ fn server_families(
 fn channel_families(
     reg: &Families,
     server_id: &str,
+    role: &str,
     channels: &[ChannelSnapshot],
 ) -> prometheus::Result<()> {
     let bytes = reg.gauge_vec("nss_chan_bytes_total", "Total of bytes", &CHANNEL_LABELS)?;
@@ -276,7 +279,7 @@ fn channel_families(
         &SUB_LABELS,
     )?;
     for c in channels {
-        let labels = [server_id, ROLE, c.name.as_str()];
+        let labels = [server_id, role, c.name.as_str()];
         bytes
             .get_metric_with_label_values(&labels)?
             .set(gauge(c.bytes));
@@ -289,7 +292,7 @@ fn channel_families(
             let (durable_name, queue_name) = durable_and_queue(s);
             let labels = [
                 server_id,
-                ROLE,
+                role,
                 c.name.as_str(),
                 s.client_id.as_str(),
                 s.inbox.as_str(),

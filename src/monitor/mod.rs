@@ -110,6 +110,21 @@ async fn healthz() -> Response {
 async fn readyz(axum::extract::State(view): axum::extract::State<ServerView>) -> Response {
     use crate::server::view::Phase;
     let standby = view.state() == crate::server::view::ServerState::FtStandby;
+    let role = view.role();
+    let follower = matches!(
+        role,
+        crate::server::view::Role::Follower | crate::server::view::Role::Candidate
+    );
+    if follower && view.phase() != Phase::ShuttingDown {
+        // A healthy follower: ready for its part, which is not serving clients.
+        return match view.nats_connected() {
+            true => text(StatusCode::OK, format!("{}\n", role.name().to_lowercase())),
+            false => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not connected to nats-server\n",
+            ),
+        };
+    }
     let (status, reason) = match view.phase() {
         Phase::Starting if standby => (
             StatusCode::SERVICE_UNAVAILABLE,

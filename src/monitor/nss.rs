@@ -44,6 +44,10 @@ struct Serverz {
     version: String,
     go: String,
     state: &'static str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    role: &'static str,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    node_id: String,
     now: String,
     start_time: String,
     uptime: String,
@@ -327,11 +331,22 @@ async fn rootz() -> Response {
 
 async fn serverz(State(view): State<ServerView>, Query(params): Params) -> Response {
     // A standby has not opened the store: it reports nothing stored yet.
+    // A clustered follower reports what it has replicated, from its store.
     let standby = view.state() == crate::server::view::ServerState::FtStandby;
+    let mut counted = None;
     let (clients, channels) = match view.snapshot(false, |_| true).await {
         Ok(s) => (s.client_count, s.channels),
         Err(_) if standby => (0, Vec::new()),
-        Err(e) => return unavailable(e),
+        Err(e) => match view.local_store().cloned() {
+            Some(store) => match tokio::task::spawn_blocking(move || count_store(&*store)).await {
+                Ok(Ok(c)) => {
+                    counted = Some(c);
+                    (counted.as_ref().map_or(0, |c| c.clients), Vec::new())
+                }
+                _ => return unavailable(e),
+            },
+            None => return unavailable(e),
+        },
     };
     let stats = view.stats();
     let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
@@ -347,14 +362,22 @@ async fn serverz(State(view): State<ServerView>, Query(params): Params) -> Respo
         version: env!("CARGO_PKG_VERSION").to_string(),
         go: "rust".to_string(),
         state: view.state().name(),
+        role: view.role().name(),
+        node_id: view.node_id().to_string(),
         now: go_time(now),
         start_time: go_time(view.started()),
         uptime: uptime(up),
         clients,
-        subscriptions: channels.iter().map(|c| c.subs.len()).sum(),
-        channels: channels.len(),
-        total_msgs: channels.iter().map(|c| c.msgs).sum(),
-        total_bytes: channels.iter().map(|c| c.bytes).sum(),
+        subscriptions: counted
+            .as_ref()
+            .map_or_else(|| channels.iter().map(|c| c.subs.len()).sum(), |c| c.subs),
+        channels: counted.as_ref().map_or(channels.len(), |c| c.channels),
+        total_msgs: counted
+            .as_ref()
+            .map_or_else(|| channels.iter().map(|c| c.msgs).sum(), |c| c.msgs),
+        total_bytes: counted
+            .as_ref()
+            .map_or_else(|| channels.iter().map(|c| c.bytes).sum(), |c| c.bytes),
         in_msgs: load(&stats.in_msgs),
         in_bytes: load(&stats.in_bytes),
         out_msgs: load(&stats.out_msgs),
@@ -363,6 +386,35 @@ async fn serverz(State(view): State<ServerView>, Query(params): Params) -> Respo
         max_fds,
     };
     respond(&params, &serverz)
+}
+
+/// What a store holds, counted from the store itself (a clustered
+/// follower's serverz, while its engine does not run).
+struct Counted {
+    clients: usize,
+    subs: usize,
+    channels: usize,
+    msgs: u64,
+    bytes: u64,
+}
+
+fn count_store(store: &dyn crate::store::Store) -> crate::store::Result<Counted> {
+    let names = store.channel_names()?;
+    let mut counted = Counted {
+        clients: store.clients()?.len(),
+        subs: 0,
+        channels: names.len(),
+        msgs: 0,
+        bytes: 0,
+    };
+    for name in names {
+        let c = store.open_channel(&name)?;
+        let st = c.state();
+        counted.msgs += st.msgs;
+        counted.bytes += st.bytes;
+        counted.subs += c.subs()?.len();
+    }
+    Ok(counted)
 }
 
 async fn storez(State(view): State<ServerView>, Query(params): Params) -> Response {

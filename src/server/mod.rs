@@ -8,6 +8,7 @@
 mod channel;
 mod client_log;
 mod clients;
+mod clustered;
 mod committer;
 mod ctrl;
 mod delivery;
@@ -102,6 +103,9 @@ pub enum ServerError {
     /// Another partitioned server owns one of this server's channels.
     #[error("{0}")]
     Partitioning(String),
+    /// The Raft group could not be started or failed.
+    #[error("cluster: {0}")]
+    Cluster(String),
     /// Another member of the FT group was active first: this one stopped.
     #[error("{0}")]
     FtConflict(String),
@@ -194,7 +198,8 @@ async fn run_engine(
     let limits = config
         .store_limits()
         .map_err(|e| ServerError::Internal(format!("invalid store limits: {e}")))?;
-    let (view, queries) = view::ServerView::new(&config, limits, Arc::new(view::Stats::default()));
+    let (view, mut queries) =
+        view::ServerView::new(&config, limits, Arc::new(view::Stats::default()));
     // The signal is seen here first: readiness turns 503, then the
     // dispatcher stops taking requests.
     let signal = CancellationToken::new();
@@ -216,6 +221,9 @@ async fn run_engine(
     log_startup(&config, monitor.as_ref().map(|m| m.addr));
     for line in view.limits().table() {
         tracing::info!("{line}");
+    }
+    if config.clustered {
+        return clustered::run(config, open, view, &mut queries, signal).await;
     }
     // In an FT group nothing of the store is touched before its lock is
     // held: NATS first (the heartbeats), then the lock, then the store.
@@ -252,16 +260,7 @@ async fn run_engine(
             .await
             .map_err(|e| ServerError::Internal(e.to_string()))??
     };
-    let subjects = Subjects {
-        cluster_id: info.cluster_id.clone(),
-        pings: format!("{}.pings", info.discovery),
-        discover: info.discovery.clone(),
-        publish: info.publish.clone(),
-        subscribe: info.subscribe.clone(),
-        unsubscribe: info.unsubscribe.clone(),
-        sub_close: info.sub_close.clone(),
-        close: info.close.clone(),
-    };
+    let subjects = subjects_of(&info);
     let nats = match nats {
         Some(nats) => nats,
         None => match connect_nats(&config, &view, &signal).await? {
@@ -279,8 +278,8 @@ async fn run_engine(
             ack_prefix: info.ack_prefix,
             tasks: tasks.clone(),
             view,
-            queries,
         },
+        &mut queries,
         signal,
     )
     .await;
@@ -396,6 +395,20 @@ fn log_startup(config: &Config, monitor: Option<std::net::SocketAddr>) {
         max_bytes = config.max_bytes,
         "store limits (0 = unlimited)"
     );
+}
+
+/// The subjects a store's server info fixes.
+fn subjects_of(info: &ServerInfo) -> Subjects {
+    Subjects {
+        cluster_id: info.cluster_id.clone(),
+        pings: format!("{}.pings", info.discovery),
+        discover: info.discovery.clone(),
+        publish: info.publish.clone(),
+        subscribe: info.subscribe.clone(),
+        unsubscribe: info.unsubscribe.clone(),
+        sub_close: info.sub_close.clone(),
+        close: info.close.clone(),
+    }
 }
 
 /// Reads the persisted server info, or creates it on first start.

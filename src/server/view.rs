@@ -221,6 +221,34 @@ pub enum ServerState {
     FtStandby = 1,
     /// In an FT group, holding the store lock and serving.
     FtActive = 2,
+    /// A node of a Raft cluster (serving only as its leader).
+    Clustered = 3,
+}
+
+/// A clustered node's Raft role, as serverz's `role` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Role {
+    /// Not clustered.
+    None = 0,
+    /// The leader: it serves the clients.
+    Leader = 1,
+    /// A follower: it applies what the leader replicates.
+    Follower = 2,
+    /// Standing for election.
+    Candidate = 3,
+}
+
+impl Role {
+    /// NSS's name of the role; empty outside clustering.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::None => "",
+            Role::Leader => "Leader",
+            Role::Follower => "Follower",
+            Role::Candidate => "Candidate",
+        }
+    }
 }
 
 impl ServerState {
@@ -230,6 +258,7 @@ impl ServerState {
             ServerState::Standalone => "STANDALONE",
             ServerState::FtStandby => "FT_STANDBY",
             ServerState::FtActive => "FT_ACTIVE",
+            ServerState::Clustered => "CLUSTERED",
         }
     }
 }
@@ -244,6 +273,12 @@ struct Inner {
     stats: Arc<Stats>,
     phase: AtomicU8,
     state: AtomicU8,
+    role: AtomicU8,
+    /// The node's name when clustered.
+    node_id: String,
+    /// A clustered node's own store, for what serverz reports while the
+    /// engine (which answers snapshots) runs only on the leader.
+    local_store: OnceLock<Arc<dyn crate::store::Store>>,
     server_id: String,
     cluster_id: String,
     started: SystemTime,
@@ -269,11 +304,24 @@ impl ServerView {
         let inner = Inner {
             stats,
             phase: AtomicU8::new(Phase::Starting as u8),
-            state: AtomicU8::new(if config.ft_group().is_some() {
+            state: AtomicU8::new(if config.clustered {
+                ServerState::Clustered as u8
+            } else if config.ft_group().is_some() {
                 ServerState::FtStandby as u8
             } else {
                 ServerState::Standalone as u8
             }),
+            role: AtomicU8::new(if config.clustered {
+                Role::Follower as u8
+            } else {
+                Role::None as u8
+            }),
+            node_id: if config.clustered {
+                config.cluster_node_id.clone().unwrap_or_default()
+            } else {
+                String::new()
+            },
+            local_store: OnceLock::new(),
             server_id: nuid::next().to_string(),
             cluster_id: config.cluster_id.clone(),
             started: SystemTime::now(),
@@ -353,8 +401,39 @@ impl ServerView {
         match self.inner.state.load(Ordering::Acquire) {
             1 => ServerState::FtStandby,
             2 => ServerState::FtActive,
+            3 => ServerState::Clustered,
             _ => ServerState::Standalone,
         }
+    }
+
+    /// The Raft role of a clustered node.
+    pub fn role(&self) -> Role {
+        match self.inner.role.load(Ordering::Acquire) {
+            1 => Role::Leader,
+            2 => Role::Follower,
+            3 => Role::Candidate,
+            _ => Role::None,
+        }
+    }
+
+    /// Records the Raft role.
+    pub(crate) fn set_role(&self, role: Role) {
+        self.inner.role.store(role as u8, Ordering::Release);
+    }
+
+    /// The node's name when clustered, else empty.
+    pub fn node_id(&self) -> &str {
+        &self.inner.node_id
+    }
+
+    /// A clustered node's own store (set once it is open).
+    pub fn local_store(&self) -> Option<&Arc<dyn crate::store::Store>> {
+        self.inner.local_store.get()
+    }
+
+    /// Records a clustered node's own store.
+    pub(crate) fn set_local_store(&self, store: Arc<dyn crate::store::Store>) {
+        let _ = self.inner.local_store.set(store);
     }
 
     /// Moves to `state` (a standby that took the store lock is active).

@@ -70,6 +70,10 @@ pub enum StoreError {
         /// Why it does not decrypt.
         why: String,
     },
+    /// A clustered write that the Raft group did not commit (this node is
+    /// no longer the leader, or no majority answers).
+    #[error("store: not replicated: {0}")]
+    Replication(String),
 }
 
 /// Result of store operations.

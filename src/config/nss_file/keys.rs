@@ -9,7 +9,7 @@ use super::checks::{
     host_port, in_range, int, int_in, invalid, parses_as, string, u32_max, usize_max, wrong_type,
 };
 use super::reader::Reader;
-use super::sections::{check_cluster, check_sql};
+use super::sections::check_sql;
 use super::{NssFileError, Result, NO_CLUSTERING, NO_HTTPS, NO_SQL, NO_SYSLOG};
 use crate::config::nats_conf::{Entry, Kind, Map};
 use crate::config::{size, LogFormat, StoreKind};
@@ -76,12 +76,7 @@ impl Reader {
                 "connection_name" => self.string(e, "connection_name")?,
                 "ft_group" | "ft_group_name" => self.string(e, "ft_group")?,
                 "partitioning" => self.boolean(e, "partitioning")?,
-                "cluster" => {
-                    // As in NSS, the block itself turns clustering on.
-                    check_cluster(e)?;
-                    self.put(e, "clustered", true);
-                    self.ignore(e, path, NO_CLUSTERING);
-                }
+                "cluster" => self.cluster(e, &path, NO_CLUSTERING)?,
                 "sql" | "sql_options" => {
                     check_sql(e)?;
                     self.ignore(e, path, NO_SQL);

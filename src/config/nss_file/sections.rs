@@ -224,6 +224,37 @@ pub(super) fn check_cluster(e: &Entry) -> Result<()> {
     Ok(())
 }
 
+impl Reader {
+    /// The `cluster` section: type-checked whole as NSS does; `node_id`,
+    /// `peers` and `log_path` are used, the rest is logged as ignored.
+    pub(super) fn cluster(&mut self, e: &Entry, path: &str, why: &'static str) -> Result<()> {
+        check_cluster(e)?;
+        // As in NSS, the block itself turns clustering on.
+        self.put(e, "clustered", true);
+        for c in section(e, "cluster")? {
+            match c.key.to_ascii_lowercase().as_str() {
+                "node_id" => self.string(c, "cluster_node_id")?,
+                "log_path" => self.string(c, "cluster_log_path")?,
+                "peers" => {
+                    let Kind::Array(peers) = &c.value.kind else {
+                        return Err(wrong_type(c, "slice"));
+                    };
+                    let names: Vec<String> = peers
+                        .iter()
+                        .filter_map(|p| match &p.kind {
+                            Kind::String(s) => Some(s.clone()),
+                            _ => None,
+                        })
+                        .collect();
+                    self.put(c, "cluster_peers", names.join(","));
+                }
+                _ => self.ignore(c, format!("{path}.{}", c.key), why),
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Type-checks the `sql_options` section as NSS does; none of it is used.
 pub(super) fn check_sql(e: &Entry) -> Result<()> {
     for s in section(e, "SQL options")? {

@@ -71,8 +71,6 @@ pub struct Setup {
     pub tasks: TaskTracker,
     /// What the monitor sees; the dispatcher marks it ready.
     pub view: ServerView,
-    /// The monitor's questions to the dispatcher.
-    pub queries: mpsc::Receiver<Query>,
 }
 
 /// The dispatcher's state. Only its own task touches it.
@@ -134,8 +132,14 @@ struct Inputs {
     close: Subscriber,
 }
 
-/// Recovers channels, subscribes the STAN subjects and serves until `shutdown`.
-pub async fn serve(setup: Setup, signal: CancellationToken) -> Result<(), ServerError> {
+/// Recovers channels, subscribes the STAN subjects and serves until
+/// `signal`, answering the monitor's `queries` meanwhile (kept by the
+/// caller: a clustered node serves again each time it leads).
+pub async fn serve(
+    setup: Setup,
+    queries: &mut mpsc::Receiver<Query>,
+    signal: CancellationToken,
+) -> Result<(), ServerError> {
     let Setup {
         config,
         store,
@@ -144,7 +148,6 @@ pub async fn serve(setup: Setup, signal: CancellationToken) -> Result<(), Server
         ack_prefix,
         tasks,
         view,
-        mut queries,
     } = setup;
     // Partitioned servers share the cluster ID by design; in an FT group
     // the store lock already makes this server the only one.
@@ -156,7 +159,7 @@ pub async fn serve(setup: Setup, signal: CancellationToken) -> Result<(), Server
             .collect();
         Some(super::partitions::join(&nats, &subjects.cluster_id, view.server_id(), owned).await?)
     } else {
-        if config.ft_group().is_none() {
+        if config.ft_group().is_none() && !config.clustered {
             probe_for_other_server(&nats, &subjects).await?;
         }
         None

@@ -1,0 +1,199 @@
+//! Clustered mode: three stanchion processes, each with its own store,
+//! replicate through Raft over one nats-server. The leader serves; killed,
+//! another node takes over and the STAN client carries on with every
+//! acknowledged message; the killed node comes back as a follower and
+//! catches up.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::http::{get, try_get};
+use common::*;
+use stanchion::client::{ClientError, Connection, Options, SubscriptionOptions};
+
+const NODES: [&str; 3] = ["a", "b", "c"];
+
+fn node(nats: &Nats, dir: &Path, name: &str, port: u16) -> Proc {
+    let store = dir.join(name);
+    Proc::stanchion(&[
+        "--nats_server",
+        &nats.url(),
+        "--dir",
+        store.to_str().unwrap(),
+        "--clustered",
+        "--cluster_node_id",
+        name,
+        "--cluster_peers",
+        &NODES.join(","),
+        "-m",
+        &port.to_string(),
+    ])
+}
+
+fn serverz(port: u16) -> Option<serde_json::Value> {
+    try_get(port, "/streaming/serverz")
+        .filter(|r| r.status == 200)
+        .map(|r| r.json())
+}
+
+/// The index (into `ports`) of the node that reports itself leader.
+async fn leader(ports: &[u16], alive: &[bool], limit: Duration) -> usize {
+    let deadline = Instant::now() + limit;
+    loop {
+        for (i, port) in ports.iter().enumerate() {
+            if !alive[i] {
+                continue;
+            }
+            let port = *port;
+            let z = tokio::task::spawn_blocking(move || serverz(port))
+                .await
+                .unwrap();
+            if z.is_some_and(|z| z["role"] == "Leader") {
+                return i;
+            }
+        }
+        assert!(Instant::now() < deadline, "no leader within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn publish_retrying(conn: &Connection, channel: &str, payload: String, since: Instant) {
+    loop {
+        assert!(
+            since.elapsed() < Duration::from_secs(60),
+            "no server took {payload}"
+        );
+        match conn.publish(channel, payload.clone()).await {
+            Ok(()) => return,
+            Err(ClientError::PubAckTimeout) => continue,
+            Err(ClientError::Server(e)) => {
+                // A leader losing its lead refuses what it cannot replicate.
+                eprintln!("publish {payload} refused: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("publish {payload}: {e}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_leader_is_replaced_and_clients_carry_on_with_every_acked_message() {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let ports: Vec<u16> = NODES.iter().map(|_| free_port()).collect();
+    let mut procs: Vec<Proc> = NODES
+        .iter()
+        .zip(&ports)
+        .map(|(name, port)| node(&nats, dir.path(), name, *port))
+        .collect();
+    let mut alive = vec![true; 3];
+    let first = leader(&ports, &alive, Duration::from_secs(30)).await;
+    procs[first]
+        .wait_for_output_within("stanchion is ready", Duration::from_secs(20))
+        .await;
+    for (i, port) in ports.iter().enumerate() {
+        let z = get(*port, "/streaming/serverz").json();
+        assert_eq!(z["state"], "CLUSTERED", "{z}");
+        assert_eq!(z["node_id"], NODES[i], "{z}");
+        if i != first {
+            assert_eq!(z["role"], "Follower", "{z}");
+            let ready = get(*port, "/readyz");
+            assert_eq!((ready.status, ready.body.as_str()), (200, "follower\n"));
+        }
+    }
+
+    let mut opts = Options::new("test-cluster", "carrier");
+    opts.connect_wait = Duration::from_secs(10);
+    opts.pub_ack_wait = Duration::from_millis(500);
+    let conn = Connection::connect(nats.client().await, opts)
+        .await
+        .unwrap();
+    let durable = SubscriptionOptions {
+        durable_name: Some("keeper".into()),
+        ack_wait: Duration::from_secs(2),
+        ..common::first()
+    };
+    let mut sub = conn.subscribe("orders", durable).await.unwrap();
+    let start = Instant::now();
+    for i in 1..=50 {
+        publish_retrying(&conn, "orders", format!("m-{i}"), start).await;
+    }
+    assert_eq!(next_seqs(&mut sub, 50).await, (1..=50).collect::<Vec<_>>());
+    // Followers hold the replicated messages too.
+    for (i, port) in ports.iter().enumerate() {
+        let port = *port;
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let z = tokio::task::spawn_blocking(move || serverz(port))
+                .await
+                .unwrap()
+                .unwrap();
+            if z["total_msgs"] == 50 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "node {} has {z}", NODES[i]);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    procs[first].kill();
+    alive[first] = false;
+    let killed = Instant::now();
+    let mut acked = Vec::new();
+    let mut first_ack = None;
+    for i in 51..=100 {
+        let payload = format!("m-{i}");
+        publish_retrying(&conn, "orders", payload.clone(), killed).await;
+        first_ack.get_or_insert_with(|| killed.elapsed());
+        acked.push(payload);
+    }
+    let failover = first_ack.unwrap();
+    eprintln!("first publish acknowledged {failover:?} after the leader was killed");
+    assert!(failover < Duration::from_secs(15), "{failover:?}");
+    let second = leader(&ports, &alive, WAIT).await;
+    assert_ne!(second, first);
+
+    // Every acknowledged message arrives; first deliveries in order.
+    let mut seen = BTreeSet::new();
+    let mut last: Option<u64> = None;
+    let mut again = 0;
+    while !acked.iter().all(|p| seen.contains(p)) {
+        let m = next_msg(&mut sub).await;
+        if m.redelivered() || m.sequence() <= 50 {
+            again += 1;
+        }
+        if !m.redelivered() {
+            if let Some(l) = last {
+                assert!(m.sequence() > l, "seq {} after {l}", m.sequence());
+            }
+            last = Some(m.sequence());
+        }
+        seen.insert(String::from_utf8(m.data().to_vec()).unwrap());
+    }
+    eprintln!("{again} messages delivered again after the failover");
+
+    // The killed node returns as a follower and catches up.
+    procs[first] = node(&nats, dir.path(), NODES[first], ports[first]);
+    alive[first] = true;
+    let port = ports[first];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let z = tokio::task::spawn_blocking(move || serverz(port))
+            .await
+            .unwrap();
+        if let Some(z) = z {
+            if z["role"] == "Follower" && z["total_msgs"].as_u64() >= Some(100) {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the restarted node did not catch up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    conn.close().await.unwrap();
+}
