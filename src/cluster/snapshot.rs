@@ -41,7 +41,9 @@ pub fn dump(store: &dyn Store) -> crate::store::Result<Dump> {
             .collect(),
         channels: Vec::new(),
     };
-    for name in store.channel_names()? {
+    let mut names = store.channel_names()?;
+    names.sort();
+    for name in names {
         let c = store.open_channel(&name)?;
         let state = c.state();
         let mut msgs = Vec::new();
