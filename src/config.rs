@@ -8,6 +8,7 @@
 //! [`size`] parse Go durations and NATS sizes.
 
 mod cli;
+mod cluster;
 pub mod duration;
 mod flags;
 pub mod limits;
@@ -381,79 +382,9 @@ impl fmt::Debug for Config {
 }
 
 impl Config {
-    /// A clustered node needs its name and the others': names that can be
-    /// subject tokens, none twice, none hashing to another's Raft ID.
-    fn check_cluster_nodes(&self) -> Result<(), String> {
-        let me = self.cluster_node_id.as_deref().unwrap_or_default();
-        if me.is_empty() {
-            return Err("cluster_node_id is required in clustered mode".into());
-        }
-        let listed: Vec<&str> = self
-            .cluster_peers
-            .as_deref()
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .collect();
-        if listed.iter().all(|p| *p == me) {
-            return Err(
-                "cluster_peers must name the other nodes: stanchion starts a cluster from its \
-                 full list of nodes (cluster_bootstrap is not supported)"
-                    .into(),
-            );
-        }
-        let mut seen = std::collections::HashMap::new();
-        for name in listed.iter().copied().chain(std::iter::once(me)) {
-            if name.contains(['.', '*', '>', ' ']) {
-                return Err(format!(
-                    "node ID {name:?} must be one subject token (no '.', '*', '>', spaces)"
-                ));
-            }
-            if listed.iter().filter(|p| **p == name).count() > 1 {
-                return Err(format!("duplicate node ID {name:?} in cluster_peers"));
-            }
-            if let Some(other) = seen.insert(crate::cluster::node_id(name), name) {
-                if other != name {
-                    return Err(format!(
-                        "node IDs {other:?} and {name:?} collide; rename one"
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// The fault-tolerance group, if any (an empty name is none, as in NSS).
     pub fn ft_group(&self) -> Option<&str> {
         self.ft_group.as_deref().filter(|g| !g.is_empty())
-    }
-
-    /// Every node of the cluster: `cluster_peers` plus this node, in the
-    /// order given, each once (duplicates are refused by validation).
-    pub fn cluster_nodes(&self) -> Vec<String> {
-        let mut nodes: Vec<String> = self
-            .cluster_peers
-            .as_deref()
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(str::to_string)
-            .collect();
-        if let Some(me) = self.cluster_node_id.as_deref().filter(|m| !m.is_empty()) {
-            if !nodes.iter().any(|n| n == me) {
-                nodes.push(me.to_string());
-            }
-        }
-        nodes
-    }
-
-    /// The Raft log's directory: `cluster_log_path`, else `<dir>/raft`.
-    pub fn raft_dir(&self) -> PathBuf {
-        self.cluster_log_path
-            .clone()
-            .unwrap_or_else(|| self.dir.join("raft"))
     }
 
     /// The NATS connection name: `connection_name`, else `stanchion-<cluster_id>`.

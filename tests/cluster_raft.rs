@@ -59,6 +59,22 @@ async fn node(nats: &Nats, name: &'static str) -> Node {
     }
 }
 
+/// Starts a cluster of `nodes` from the first one.
+async fn initialize(nodes: &[Node]) {
+    let members: BTreeMap<u64, ClusterNode> = nodes
+        .iter()
+        .map(|n| {
+            (
+                node_id(n.name),
+                ClusterNode {
+                    name: n.name.into(),
+                },
+            )
+        })
+        .collect();
+    nodes[0].raft.initialize(members).await.unwrap();
+}
+
 fn batch(channel: &str, seqs: std::ops::RangeInclusive<u64>) -> Op {
     Op::Append {
         channel: channel.into(),
@@ -114,18 +130,7 @@ async fn three_nodes_elect_replicate_and_fail_over_over_nats() {
         node(&nats, "b").await,
         node(&nats, "c").await,
     ];
-    let members: BTreeMap<u64, ClusterNode> = nodes
-        .iter()
-        .map(|n| {
-            (
-                node_id(n.name),
-                ClusterNode {
-                    name: n.name.into(),
-                },
-            )
-        })
-        .collect();
-    nodes[0].raft.initialize(members).await.unwrap();
+    initialize(&nodes).await;
     let all: Vec<&Node> = nodes.iter().collect();
     let first = leader_among(&all, WAIT).await;
     let leader = nodes.iter().find(|n| node_id(n.name) == first).unwrap();
@@ -184,18 +189,7 @@ async fn entries_larger_than_one_nats_message_together_still_replicate() {
     // AppendEntries, so the network has openraft send fewer at a time.
     let nats = Nats::start();
     let nodes = vec![node(&nats, "x").await, node(&nats, "y").await];
-    let members: BTreeMap<u64, ClusterNode> = nodes
-        .iter()
-        .map(|n| {
-            (
-                node_id(n.name),
-                ClusterNode {
-                    name: n.name.into(),
-                },
-            )
-        })
-        .collect();
-    nodes[0].raft.initialize(members).await.unwrap();
+    initialize(&nodes).await;
     let all: Vec<&Node> = nodes.iter().collect();
     let leader_id = leader_among(&all, WAIT).await;
     let leader = nodes.iter().find(|n| node_id(n.name) == leader_id).unwrap();

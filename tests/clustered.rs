@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -157,22 +156,7 @@ async fn a_killed_leader_is_replaced_and_clients_carry_on_with_every_acked_messa
     assert_ne!(second, first);
 
     // Every acknowledged message arrives; first deliveries in order.
-    let mut seen = BTreeSet::new();
-    let mut last: Option<u64> = None;
-    let mut again = 0;
-    while !acked.iter().all(|p| seen.contains(p)) {
-        let m = next_msg(&mut sub).await;
-        if m.redelivered() || m.sequence() <= 50 {
-            again += 1;
-        }
-        if !m.redelivered() {
-            if let Some(l) = last {
-                assert!(m.sequence() > l, "seq {} after {l}", m.sequence());
-            }
-            last = Some(m.sequence());
-        }
-        seen.insert(String::from_utf8(m.data().to_vec()).unwrap());
-    }
+    let again = receive_every_acked(&mut sub, &acked, 50).await;
     eprintln!("{again} messages delivered again after the failover");
 
     // The killed node returns as a follower and catches up.

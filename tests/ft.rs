@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -143,22 +142,7 @@ async fn the_standby_takes_over_when_the_active_dies_and_clients_carry_on() {
     // resend from the last position the dead server had written; from
     // there, first deliveries come in sequence order (messages flagged as
     // redelivered aside).
-    let mut seen = BTreeSet::new();
-    let mut last_first_delivery: Option<u64> = None;
-    let mut resent = 0;
-    while !acked.iter().all(|p| seen.contains(p)) {
-        let m = next_msg(&mut sub).await;
-        if m.redelivered() || m.sequence() <= 50 {
-            resent += 1;
-        }
-        if !m.redelivered() {
-            if let Some(last) = last_first_delivery {
-                assert!(m.sequence() > last, "seq {} after {last}", m.sequence());
-            }
-            last_first_delivery = Some(m.sequence());
-        }
-        seen.insert(String::from_utf8(m.data().to_vec()).unwrap());
-    }
+    let resent = receive_every_acked(&mut sub, &acked, 50).await;
     eprintln!("{resent} messages delivered again after the takeover");
     let serverz = get(port_b, "/streaming/serverz").json();
     assert!(serverz["total_msgs"].as_u64().unwrap() >= 100, "{serverz}");
@@ -249,14 +233,7 @@ async fn heartbeats_are_nss_control_messages_and_an_earlier_active_stops_this_on
     // an error rather than share the store.
     let earlier = heartbeat("PIONEER", started - Duration::from_secs(60));
     client.publish(FT_SUBJECT, earlier.into()).await.unwrap();
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        if let Some(s) = a.try_wait() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "still running:\n{}", a.output());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let status = a.wait_exit().await;
     assert!(!status.success(), "{status:?}");
     assert!(
         a.output()

@@ -229,14 +229,7 @@ async fn a_server_whose_channels_overlap_another_servers_refuses_to_start() {
         ("c", &["*.new"][..], "*.new"),
     ] {
         let mut b = partition(&nats, dir.path(), name, channels, free_port());
-        let deadline = std::time::Instant::now() + WAIT;
-        let status = loop {
-            if let Some(s) = b.try_wait() {
-                break s;
-            }
-            assert!(std::time::Instant::now() < deadline, "{}", b.output());
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+        let status = b.wait_exit().await;
         assert!(!status.success(), "{status:?}");
         let expected =
             format!("channel \"{clash}\" causes conflict with channels on server \"{a_id}\"");

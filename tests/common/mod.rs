@@ -170,6 +170,24 @@ impl Proc {
     pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
         self.child.try_wait().ok().flatten()
     }
+
+    /// Waits for the process to exit by itself, or panics (with its
+    /// output) after [`WAIT`].
+    pub async fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(s) = self.try_wait() {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} still running:\n{}",
+                self.name,
+                self.output()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 impl Drop for Proc {
@@ -363,6 +381,35 @@ pub async fn publish_n(
             .await
             .expect("publish");
     }
+}
+
+/// Receives until every payload in `acked` has arrived, after a failover
+/// that may resend from the last position the old server had written:
+/// first deliveries must come in sequence order (messages flagged as
+/// redelivered aside). Returns how many arrived again (redelivered, or at
+/// or below `delivered_before`, the last sequence received before it).
+pub async fn receive_every_acked(
+    sub: &mut stanchion::client::Subscription,
+    acked: &[String],
+    delivered_before: u64,
+) -> usize {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut last: Option<u64> = None;
+    let mut again = 0;
+    while !acked.iter().all(|p| seen.contains(p)) {
+        let m = next_msg(sub).await;
+        if m.redelivered() || m.sequence() <= delivered_before {
+            again += 1;
+        }
+        if !m.redelivered() {
+            if let Some(l) = last {
+                assert!(m.sequence() > l, "seq {} after {l}", m.sequence());
+            }
+            last = Some(m.sequence());
+        }
+        seen.insert(String::from_utf8(m.data().to_vec()).unwrap());
+    }
+    again
 }
 
 /// Subscription options starting at the first stored message (stan.go's defaults otherwise).
