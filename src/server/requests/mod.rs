@@ -14,6 +14,7 @@
 mod idle;
 mod lifecycle;
 mod partitioned;
+mod probe;
 mod subscriptions;
 
 use std::collections::{HashMap, HashSet};
@@ -35,7 +36,7 @@ use super::liveness::{self, HeartbeatConfig, Liveness};
 use super::view::{ClientSummary, Phase, Query, Registry, ServerView, Stats};
 use super::ServerError;
 use crate::config::Config;
-use crate::protocol::pb::{Ack, CloseRequest, ConnectRequest, ConnectResponse, PubAck, PubMsg};
+use crate::protocol::pb::{Ack, PubAck, PubMsg};
 use crate::protocol::{errors, is_valid_channel, Subjects};
 use crate::store::{ChannelStore, RecoveredSub, Store};
 use lifecycle::DupProbe;
@@ -51,9 +52,6 @@ const FILE_RECORD_OVERHEAD: u64 = 40;
 
 /// Depth of the liveness and probe report queues; reporters wait when full.
 const REPORTS: usize = 1024;
-
-/// How long the start-up probe waits for another server to answer.
-const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// What the dispatcher is built from.
 pub struct Setup {
@@ -160,7 +158,7 @@ pub async fn serve(
         Some(super::partitions::join(&nats, &subjects.cluster_id, view.server_id(), owned).await?)
     } else {
         if config.ft_group().is_none() && !config.clustered {
-            probe_for_other_server(&nats, &subjects).await?;
+            probe::probe_for_other_server(&nats, &subjects).await?;
         }
         None
     };
@@ -313,37 +311,6 @@ pub async fn serve(
     stop.cancel();
     drop(inputs);
     Ok(())
-}
-
-/// Refuses to start when another streaming server answers on our discover subject.
-async fn probe_for_other_server(
-    nats: &async_nats::Client,
-    subjects: &Subjects,
-) -> Result<(), ServerError> {
-    let req = ConnectRequest {
-        client_id: subjects.cluster_id.clone(),
-        heartbeat_inbox: nats.new_inbox(),
-        ..Default::default()
-    };
-    let probe = nats.request(subjects.discover.clone(), Bytes::from(req.encode_to_vec()));
-    let Ok(Ok(reply)) = tokio::time::timeout(PROBE_TIMEOUT, probe).await else {
-        tracing::debug!("did not detect another server instance");
-        return Ok(());
-    };
-    match ConnectResponse::decode(reply.payload) {
-        Ok(resp) if resp.error.is_empty() && !resp.close_requests.is_empty() => {
-            let close = CloseRequest {
-                client_id: subjects.cluster_id.clone(),
-            };
-            let _ = tokio::time::timeout(
-                PROBE_TIMEOUT,
-                nats.request(resp.close_requests, Bytes::from(close.encode_to_vec())),
-            )
-            .await;
-            Err(ServerError::AlreadyRunning(subjects.cluster_id.clone()))
-        }
-        _ => Ok(()),
-    }
 }
 
 /// What recovery reads from the store: clients, and channels with their subscriptions.
