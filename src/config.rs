@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+pub use cluster::ClusterStart;
 pub use load::{ConfigError, Loaded, CONFIG_ENV, ENV_PREFIX};
 pub use secret::{redact_urls, Secret};
 use text::{opt_path_like, opt_string_like, path_like, string_like};
@@ -221,8 +222,7 @@ pub struct Config {
     /// theirs, as NSS's partitioning does.
     pub partitioning: bool,
     /// NSS's clustered mode (`--clustered`, or a `cluster { }` block in the
-    /// config file). Not implemented yet: refused at startup, with the
-    /// combinations NSS refuses named first.
+    /// config file): nodes replicate every store write through Raft.
     pub clustered: bool,
     /// This node's name in the cluster (`cluster { node_id }`).
     #[serde(deserialize_with = "opt_string_like")]
@@ -232,6 +232,25 @@ pub struct Config {
     pub cluster_peers: Option<String>,
     /// Where the Raft log lives [default: `<dir>/raft`].
     pub cluster_log_path: Option<PathBuf>,
+    /// Start a cluster of one (a seed) that other nodes join, instead of
+    /// one from the full list of `cluster_peers`.
+    pub cluster_bootstrap: bool,
+    /// fsync every store write a node applies (NSS `cluster_sync`); off,
+    /// durability rests on the Raft log's majority, which is always synced.
+    pub cluster_sync: bool,
+    /// Log openraft's own lines (NSS `cluster_raft_logging`).
+    pub cluster_raft_logging: bool,
+    /// Raft log entries kept behind a snapshot, so a node that fell a
+    /// little behind catches up from the log and not from a snapshot.
+    pub cluster_trailing_logs: u64,
+    /// How long a follower hears nothing from the leader before it stands
+    /// for election (the election timer runs from this to 1.5×).
+    #[serde(with = "duration::serde_go")]
+    pub cluster_raft_heartbeat_timeout: Duration,
+    /// How long a candidate waits for votes before it tries again. openraft
+    /// has one timer for both: the shorter of the two is used.
+    #[serde(with = "duration::serde_go")]
+    pub cluster_raft_election_timeout: Duration,
     /// Raise stanchion's own log level to debug.
     pub stan_debug: bool,
     /// Raise stanchion's own log level to trace.
@@ -311,6 +330,12 @@ impl Default for Config {
             cluster_node_id: None,
             cluster_peers: None,
             cluster_log_path: None,
+            cluster_bootstrap: false,
+            cluster_sync: false,
+            cluster_raft_logging: false,
+            cluster_trailing_logs: 10_240,
+            cluster_raft_heartbeat_timeout: Duration::from_secs(1),
+            cluster_raft_election_timeout: Duration::from_secs(1),
             stan_debug: false,
             stan_trace: false,
             log_format: LogFormat::Text,
@@ -360,6 +385,18 @@ impl fmt::Debug for Config {
             .field("cluster_node_id", &self.cluster_node_id)
             .field("cluster_peers", &self.cluster_peers)
             .field("cluster_log_path", &self.cluster_log_path)
+            .field("cluster_bootstrap", &self.cluster_bootstrap)
+            .field("cluster_sync", &self.cluster_sync)
+            .field("cluster_raft_logging", &self.cluster_raft_logging)
+            .field("cluster_trailing_logs", &self.cluster_trailing_logs)
+            .field(
+                "cluster_raft_heartbeat_timeout",
+                &self.cluster_raft_heartbeat_timeout,
+            )
+            .field(
+                "cluster_raft_election_timeout",
+                &self.cluster_raft_election_timeout,
+            )
             .field("stan_debug", &self.stan_debug)
             .field("stan_trace", &self.stan_trace)
             .field("log_format", &self.log_format)

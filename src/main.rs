@@ -94,6 +94,16 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
     if wanted > own_level(&spec) {
         filter = filter.add_directive(format!("stanchion={wanted}").parse()?);
     }
+    // openraft is verbose: its lines are shown with cluster_raft_logging,
+    // as NSS shows hashicorp/raft's, unless RUST_LOG names it.
+    if !spec.contains("openraft") {
+        let raft = if config.cluster_raft_logging {
+            LevelFilter::INFO.max(wanted)
+        } else {
+            LevelFilter::ERROR
+        };
+        filter = filter.add_directive(format!("openraft={raft}").parse()?);
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

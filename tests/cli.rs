@@ -112,9 +112,17 @@ fn configuration_errors_exit_2_naming_the_setting() {
             "cluster_node_id is required in clustered mode",
         ),
         (
-            &["-clustered", "-cluster_node_id", "a", "-st", "file"],
+            &[
+                "-clustered",
+                "-cluster_node_id",
+                "a",
+                "-cluster_raft_heartbeat_timeout",
+                "5ms",
+                "-st",
+                "file",
+            ],
             &[],
-            "cluster_peers must name the other nodes",
+            "raft heartbeat and election timeouts must be at least 10ms",
         ),
         (
             &[

@@ -9,73 +9,16 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::http::{get, try_get};
+use common::cluster::{self, caught_up, leader, publish_retrying, serverz};
+use common::http::get;
 use common::*;
-use stanchion::client::{ClientError, Connection, Options, SubscriptionOptions};
+use stanchion::client::{Connection, Options, SubscriptionOptions};
 
 const NODES: [&str; 3] = ["a", "b", "c"];
 
 fn node(nats: &Nats, dir: &Path, name: &str, port: u16) -> Proc {
-    let store = dir.join(name);
-    Proc::stanchion(&[
-        "--nats_server",
-        &nats.url(),
-        "--dir",
-        store.to_str().unwrap(),
-        "--clustered",
-        "--cluster_node_id",
-        name,
-        "--cluster_peers",
-        &NODES.join(","),
-        "-m",
-        &port.to_string(),
-    ])
-}
-
-fn serverz(port: u16) -> Option<serde_json::Value> {
-    try_get(port, "/streaming/serverz")
-        .filter(|r| r.status == 200)
-        .map(|r| r.json())
-}
-
-/// The index (into `ports`) of the node that reports itself leader.
-async fn leader(ports: &[u16], alive: &[bool], limit: Duration) -> usize {
-    let deadline = Instant::now() + limit;
-    loop {
-        for (i, port) in ports.iter().enumerate() {
-            if !alive[i] {
-                continue;
-            }
-            let port = *port;
-            let z = tokio::task::spawn_blocking(move || serverz(port))
-                .await
-                .unwrap();
-            if z.is_some_and(|z| z["role"] == "Leader") {
-                return i;
-            }
-        }
-        assert!(Instant::now() < deadline, "no leader within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn publish_retrying(conn: &Connection, channel: &str, payload: String, since: Instant) {
-    loop {
-        assert!(
-            since.elapsed() < Duration::from_secs(60),
-            "no server took {payload}"
-        );
-        match conn.publish(channel, payload.clone()).await {
-            Ok(()) => return,
-            Err(ClientError::PubAckTimeout) => continue,
-            Err(ClientError::Server(e)) => {
-                // A leader losing its lead refuses what it cannot replicate.
-                eprintln!("publish {payload} refused: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("publish {payload}: {e}"),
-        }
-    }
+    let peers = NODES.join(",");
+    cluster::node(nats, dir, name, port, &["--cluster_peers", &peers])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,22 +105,6 @@ async fn a_killed_leader_is_replaced_and_clients_carry_on_with_every_acked_messa
     // The killed node returns as a follower and catches up.
     procs[first] = node(&nats, dir.path(), NODES[first], ports[first]);
     alive[first] = true;
-    let port = ports[first];
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let z = tokio::task::spawn_blocking(move || serverz(port))
-            .await
-            .unwrap();
-        if let Some(z) = z {
-            if z["role"] == "Follower" && z["total_msgs"].as_u64() >= Some(100) {
-                break;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the restarted node did not catch up"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    caught_up(ports[first], "Follower", 100, Duration::from_secs(30)).await;
     conn.close().await.unwrap();
 }

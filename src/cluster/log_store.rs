@@ -50,6 +50,15 @@ impl LogStore {
         })
     }
 
+    /// Whether this log never held anything: no vote, no entry, nothing
+    /// purged. A node with a fresh log has never been part of a cluster.
+    ///
+    /// # Errors
+    /// sled's.
+    pub fn is_fresh(&self) -> Result<bool, sled::Error> {
+        Ok(self.log.is_empty() && self.meta.is_empty())
+    }
+
     /// The sled database, for the state machine's records.
     pub fn db(&self) -> &sled::Db {
         &self.db

@@ -7,13 +7,14 @@
 //! and vote live in sled beside the store ([`LogStore`]); the RPCs travel
 //! as NATS requests under `_STAN.raft.<cluster_id>.` ([`network`]).
 //!
-//! What is here is tested on its own (openraft's storage suite, and three
-//! nodes electing and replicating over a real nats-server), and is not yet
-//! wired into the server: `--clustered` is still refused at startup.
+//! The server's clustered mode (`server::clustered`) puts these together;
+//! each is also tested on its own (openraft's storage suite, and three
+//! nodes electing and replicating over a real nats-server).
 
 // openraft's StorageError is large and is what its traits return.
 #![allow(clippy::result_large_err)]
 
+pub mod join;
 mod log_store;
 pub mod network;
 mod op;

@@ -25,7 +25,7 @@ pub enum Op {
     PutClient(Bytes),
     /// [`Store::delete_client`].
     DeleteClient(String),
-    /// [`ChannelStore::append`] then commit: one entry per channel batch.
+    /// [`ChannelStore::append`]: one entry per channel batch.
     Append {
         /// The channel.
         channel: String,
@@ -143,8 +143,8 @@ impl Applier {
                 if fresh.is_empty() {
                     return Ok(());
                 }
-                c.append(&fresh)?;
-                c.commit()
+                // Made durable by the state machine's flush.
+                c.append(&fresh)
             }
             Op::RemoveThrough { channel, seq } => self.channel(channel)?.remove_through(*seq),
             Op::StartAfter { channel, last } => {

@@ -29,13 +29,14 @@ fn propose(raft: &Raft, op: Op) -> Result<()> {
 pub struct ReplicatedStore {
     local: Arc<dyn Store>,
     raft: Raft,
+    sync: bool,
 }
 
 impl ReplicatedStore {
     /// Writes to `local` through `raft` (whose state machine applies to
-    /// `local`).
-    pub fn new(local: Arc<dyn Store>, raft: Raft) -> ReplicatedStore {
-        ReplicatedStore { local, raft }
+    /// `local`); `sync` as the state machine's (`cluster_sync`).
+    pub fn new(local: Arc<dyn Store>, raft: Raft, sync: bool) -> ReplicatedStore {
+        ReplicatedStore { local, raft, sync }
     }
 }
 
@@ -76,8 +77,13 @@ impl Store for ReplicatedStore {
     }
 
     fn flush(&self) -> Result<()> {
-        // Applied writes were flushed by the state machine.
-        self.local.flush()
+        // Every write is durable in the Raft log once it returns; the store
+        // is flushed by the state machine, and here only with cluster_sync.
+        if self.sync {
+            self.local.flush()
+        } else {
+            Ok(())
+        }
     }
 }
 

@@ -2,7 +2,11 @@
 //! store, and records how far it got in the Raft database.
 //!
 //! The store is written first and flushed, then the applied point: a crash
-//! in between applies some entries again, which [`Op`]s allow. Snapshots
+//! in between applies some entries again, which [`Op`]s allow. With
+//! `cluster_sync` that happens after every batch of entries; without it,
+//! at most every [`LAZY_FLUSH`]: entries are durable in the Raft log of a
+//! majority before they are applied, and a node that restarts applies the
+//! ones after its saved point again. Snapshots
 //! are the whole store ([`super::snapshot`]), taken under the same lock as
 //! applying, so a snapshot is the state at exactly its index.
 
@@ -21,6 +25,9 @@ use super::{decode, encode, Applied, ClusterNode, NodeId, TypeConfig};
 use crate::store::Store;
 
 const APPLIED: &[u8] = b"applied";
+/// How often a node without `cluster_sync` flushes its store and saves
+/// its applied point.
+const LAZY_FLUSH: std::time::Duration = std::time::Duration::from_millis(500);
 const SNAPSHOT: &[u8] = b"snapshot";
 
 type StorageResult<T> = Result<T, StorageError<NodeId>>;
@@ -42,6 +49,24 @@ struct StoredSnapshot {
 struct Inner {
     applier: Applier,
     point: AppliedPoint,
+    /// Flush after every batch (`cluster_sync`), else every [`LAZY_FLUSH`].
+    sync: bool,
+    flushed_at: std::time::Instant,
+}
+
+impl Inner {
+    /// Flushes the store, then saves the applied point, when it is time.
+    /// Returns whether it did (the Raft database then needs a flush).
+    fn checkpoint(&mut self, records: &sled::Tree, force: bool) -> StorageResult<bool> {
+        if !(force || self.sync || self.flushed_at.elapsed() >= LAZY_FLUSH) {
+            return Ok(false);
+        }
+        // The store's writes are durable before the point that says so.
+        self.applier.store().flush().map_err(sm_err)?;
+        save_point(records, &self.point)?;
+        self.flushed_at = std::time::Instant::now();
+        Ok(true)
+    }
 }
 
 /// The state machine of one node, over its store.
@@ -77,10 +102,20 @@ impl StateMachine {
             inner: Arc::new(Mutex::new(Inner {
                 applier: Applier::new(store),
                 point,
+                sync: true,
+                flushed_at: std::time::Instant::now(),
             })),
             records,
             db,
         })
+    }
+
+    /// Flushes after every batch of entries (`sync`, the default), or
+    /// lazily (see the module's doc).
+    #[must_use]
+    pub fn syncing(self, sync: bool) -> StateMachine {
+        self.lock().sync = sync;
+        self
     }
 
     /// The last entry applied, for monitoring.
@@ -92,19 +127,22 @@ impl StateMachine {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs `f` on the blocking pool with the state machine locked.
+    /// Runs `f` on the blocking pool with the state machine locked; `f`
+    /// says whether the Raft database needs a flush after it.
     async fn blocking<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Inner, &sled::Tree) -> StorageResult<T> + Send + 'static,
+        f: impl FnOnce(&mut Inner, &sled::Tree) -> StorageResult<(T, bool)> + Send + 'static,
     ) -> StorageResult<T> {
         let (inner, records) = (self.inner.clone(), self.records.clone());
-        let out = tokio::task::spawn_blocking(move || {
+        let (out, flush) = tokio::task::spawn_blocking(move || {
             let mut guard = inner.lock().unwrap_or_else(|e| e.into_inner());
             f(&mut guard, &records)
         })
         .await
         .map_err(sm_err)??;
-        self.db.flush_async().await.map_err(sm_err)?;
+        if flush {
+            self.db.flush_async().await.map_err(sm_err)?;
+        }
         Ok(out)
     }
 }
@@ -120,6 +158,8 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> StorageResult<Snapshot<TypeConfig>> {
         let stored = self
             .blocking(|inner, records| {
+                // The log behind a snapshot may go: the point must be saved.
+                inner.checkpoint(records, true)?;
                 let data = encode(&dump(inner.applier.store().as_ref()).map_err(read_err)?)
                     .map_err(read_err)?;
                 let last = inner.point.last;
@@ -135,7 +175,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
                 records
                     .insert(SNAPSHOT, encode(&stored).map_err(sm_err)?)
                     .map_err(sm_err)?;
-                Ok(stored)
+                Ok((stored, true))
             })
             .await?;
         Ok(Snapshot {
@@ -181,10 +221,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     index: entry.log_id.index,
                 });
             }
-            // The store's writes are durable before the point that says so.
-            inner.applier.store().flush().map_err(sm_err)?;
-            save_point(records, &inner.point)?;
-            Ok(out)
+            let flushed = inner.checkpoint(records, false)?;
+            Ok((out, flushed))
         })
         .await
     }
@@ -208,6 +246,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let taken: Dump = decode(&data).map_err(read_err)?;
             restore(inner.applier.store().as_ref(), &taken).map_err(sm_err)?;
             inner.applier = Applier::new(inner.applier.store().clone());
+            inner.flushed_at = std::time::Instant::now();
             inner.point = AppliedPoint {
                 last: meta.last_log_id,
                 membership: meta.last_membership.clone(),
@@ -217,7 +256,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             records
                 .insert(SNAPSHOT, encode(&stored).map_err(sm_err)?)
                 .map_err(sm_err)?;
-            Ok(())
+            Ok(((), true))
         })
         .await
     }

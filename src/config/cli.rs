@@ -190,19 +190,42 @@ pub struct Cli {
     #[arg(long = "partitioning", value_name = "BOOL", num_args = 0..=1, require_equals = true,
           default_missing_value = "true", value_parser = parse_go_bool)]
     pub partitioning: Option<bool>,
-    /// NSS's clustered mode: not implemented yet, refused at startup [default: false]
+    /// Run as a node of a Raft cluster (NSS's clustered mode) [default: false]
     #[arg(long = "clustered", value_name = "BOOL", num_args = 0..=1, require_equals = true,
           default_missing_value = "true", value_parser = parse_go_bool)]
     pub clustered: Option<bool>,
     /// This node's name in the cluster
     #[arg(long = "cluster_node_id", value_name = "NAME")]
     pub cluster_node_id: Option<String>,
-    /// Every node of the cluster, comma-separated
+    /// The other nodes of the cluster, comma-separated (this one may be listed too)
     #[arg(long = "cluster_peers", value_name = "NAMES")]
     pub cluster_peers: Option<String>,
     /// Directory of the Raft log [default: <dir>/raft]
     #[arg(long = "cluster_log_path", value_name = "DIR")]
     pub cluster_log_path: Option<PathBuf>,
+    /// Start a new cluster with this node alone (a seed); nodes started without peers join it [default: false]
+    #[arg(long = "cluster_bootstrap", value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_parser = parse_go_bool)]
+    pub cluster_bootstrap: Option<bool>,
+    /// fsync every store write a node applies; the Raft log is always synced [default: false]
+    #[arg(long = "cluster_sync", value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_parser = parse_go_bool)]
+    pub cluster_sync: Option<bool>,
+    /// Log the Raft library's own lines [default: false]
+    #[arg(long = "cluster_raft_logging", value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_parser = parse_go_bool)]
+    pub cluster_raft_logging: Option<bool>,
+    /// Silence from the leader after which a follower stands for election [default: 1s]
+    #[arg(long = "cluster_raft_heartbeat_timeout", value_name = "DURATION",
+          value_parser = duration::parse)]
+    pub cluster_raft_heartbeat_timeout: Option<Duration>,
+    /// How long a candidate waits for votes; openraft uses the shorter of this and the heartbeat timeout [default: 1s]
+    #[arg(long = "cluster_raft_election_timeout", value_name = "DURATION",
+          value_parser = duration::parse)]
+    pub cluster_raft_election_timeout: Option<Duration>,
+    /// Raft log entries kept behind a snapshot [default: 10240]
+    #[arg(long = "cluster_trailing_logs", value_name = "COUNT")]
+    pub cluster_trailing_logs: Option<u64>,
     /// Address the monitoring HTTP server binds [default: 0.0.0.0]
     #[arg(long = "http_host", visible_aliases = ["a", "addr", "net"], value_name = "HOST")]
     pub http_host: Option<String>,
@@ -347,6 +370,24 @@ impl Cli {
             self.cluster_log_path
                 .as_ref()
                 .map(|p| Value::from(p.display().to_string())),
+        );
+        put("cluster_bootstrap", self.cluster_bootstrap.map(Value::from));
+        put("cluster_sync", self.cluster_sync.map(Value::from));
+        put(
+            "cluster_raft_logging",
+            self.cluster_raft_logging.map(Value::from),
+        );
+        put(
+            "cluster_trailing_logs",
+            self.cluster_trailing_logs.map(Value::from),
+        );
+        put(
+            "cluster_raft_heartbeat_timeout",
+            duration(self.cluster_raft_heartbeat_timeout),
+        );
+        put(
+            "cluster_raft_election_timeout",
+            duration(self.cluster_raft_election_timeout),
         );
         put("http_host", text(&self.http_host));
         put("http_port", self.http_port.map(Value::from));

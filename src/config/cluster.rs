@@ -4,6 +4,19 @@ use std::path::PathBuf;
 
 use super::Config;
 
+/// How a node that has no Raft state yet enters its cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterStart {
+    /// Every node is listed (`cluster_peers`): each starts the cluster
+    /// from the same list, and the first election settles it.
+    Peers,
+    /// `cluster_bootstrap` without peers: this node starts a cluster of
+    /// one, which others join.
+    Seed,
+    /// Neither: ask the cluster's leader to be added.
+    Join,
+}
+
 impl Config {
     /// The names in `cluster_peers`, trimmed, empty entries skipped.
     fn listed_peers(&self) -> Vec<&str> {
@@ -32,6 +45,28 @@ impl Config {
         nodes
     }
 
+    /// How this node becomes part of a cluster the first time it starts.
+    pub fn cluster_start(&self) -> ClusterStart {
+        if self
+            .listed_peers()
+            .iter()
+            .any(|p| Some(*p) != self.cluster_node_id.as_deref())
+        {
+            ClusterStart::Peers
+        } else if self.cluster_bootstrap {
+            ClusterStart::Seed
+        } else {
+            ClusterStart::Join
+        }
+    }
+
+    /// The shortest silence after which a node stands for election:
+    /// openraft has one timer for NSS's heartbeat and election timeouts.
+    pub fn raft_election_timer(&self) -> std::time::Duration {
+        self.cluster_raft_heartbeat_timeout
+            .min(self.cluster_raft_election_timeout)
+    }
+
     /// The Raft log's directory: `cluster_log_path`, else `<dir>/raft`.
     pub fn raft_dir(&self) -> PathBuf {
         self.cluster_log_path
@@ -47,12 +82,11 @@ impl Config {
             return Err("cluster_node_id is required in clustered mode".into());
         }
         let listed = self.listed_peers();
-        if listed.iter().all(|p| *p == me) {
-            return Err(
-                "cluster_peers must name the other nodes: stanchion starts a cluster from its \
-                 full list of nodes (cluster_bootstrap is not supported)"
-                    .into(),
-            );
+        let timer = self.raft_election_timer();
+        if timer < std::time::Duration::from_millis(10) {
+            return Err(format!(
+                "raft heartbeat and election timeouts must be at least 10ms (got {timer:?})"
+            ));
         }
         let mut seen = std::collections::HashMap::new();
         for name in listed.iter().copied().chain(std::iter::once(me)) {

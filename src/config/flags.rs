@@ -78,6 +78,20 @@ pub(super) const FLAGS: &[FlagSpec] = &[
     flag(&["cluster_node_id"], "cluster_node_id", Value),
     flag(&["cluster_peers"], "cluster_peers", Value),
     flag(&["cluster_log_path"], "cluster_log_path", Value),
+    flag(&["cluster_bootstrap"], "cluster_bootstrap", Bool),
+    flag(&["cluster_sync"], "cluster_sync", Bool),
+    flag(&["cluster_raft_logging"], "cluster_raft_logging", Bool),
+    flag(&["cluster_trailing_logs"], "cluster_trailing_logs", Value),
+    flag(
+        &["cluster_raft_heartbeat_timeout"],
+        "cluster_raft_heartbeat_timeout",
+        Value,
+    ),
+    flag(
+        &["cluster_raft_election_timeout"],
+        "cluster_raft_election_timeout",
+        Value,
+    ),
     flag(&["a", "addr", "net", "http_host"], "http_host", Value),
     flag(&["m", "http_port"], "http_port", Value),
     flag(&["sc", "stan_config"], "stan_config", Value),
@@ -102,7 +116,9 @@ const EMBEDDED: &str =
 const FILE_STORE: &str =
     "tuning of the reference server's file store; stanchion's store (sled and segment files) needs none";
 const SQL_STORE: &str = "the SQL store is not implemented; use the file (sled) or memory store";
-const NOT_YET: &str = "not implemented yet: stanchion runs standalone without it";
+const NOT_YET: &str = "not implemented yet: stanchion runs without it";
+const RAFT_STORAGE: &str =
+    "tuning of the reference server's Raft storage; stanchion's Raft log (sled) caches on its own and keeps one snapshot";
 const WINDOWS: &str = "only used by the reference server as a Windows service";
 
 /// Every flag of the reference server (v0.23.2, embedded nats-server flags
@@ -185,9 +201,6 @@ pub(super) const IGNORED: &[Ignored] = &[
     // Features still to come.
     ignored(
         &[
-            "cluster_bootstrap",
-            "cluster_sync",
-            "cluster_raft_logging",
             "cluster_proceed_on_restore_failure",
             "cluster_allow_add_remove_node",
         ],
@@ -195,13 +208,9 @@ pub(super) const IGNORED: &[Ignored] = &[
         NOT_YET,
     ),
     ignored(
-        &[
-            "cluster_log_cache_size",
-            "cluster_log_snapshots",
-            "cluster_trailing_logs",
-        ],
+        &["cluster_log_cache_size", "cluster_log_snapshots"],
         Value,
-        NOT_YET,
+        RAFT_STORAGE,
     ),
 ];
 
@@ -448,7 +457,7 @@ mod tests {
             "-tls=false",
             "--routes",
             "nats://a:6222",
-            "-cluster_bootstrap",
+            "-cluster_allow_add_remove_node",
             "-cluster_log_snapshots",
             "3",
             "-D",
@@ -470,7 +479,7 @@ mod tests {
                 "ignoring flag -file_compact_enabled",
                 "ignoring flag -tls",
                 "ignoring flag --routes",
-                "ignoring flag -cluster_bootstrap",
+                "ignoring flag -cluster_allow_add_remove_node",
                 "ignoring flag -cluster_log_snapshots",
                 "ignoring flag -D",
             ]

@@ -62,6 +62,9 @@ const BOOL_KEYS: &[&str] = &[
     "encrypt",
     "partitioning",
     "clustered",
+    "cluster_bootstrap",
+    "cluster_sync",
+    "cluster_raft_logging",
 ];
 
 /// The env layer: figment's [`Env`] (prefix `STANCHION_`, `__` for nesting),

@@ -458,3 +458,42 @@ fn invalid_per_channel_patterns_are_refused_naming_them() {
         Ok(())
     });
 }
+
+#[test]
+fn cluster_settings_come_from_every_layer() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "nss.conf",
+            "streaming { store: file, cluster { node_id: a, bootstrap: true, sync: true, \
+             raft_election_timeout: \"3s\", trailing_logs: 50 } }",
+        )?;
+        jail.set_env("STANCHION_CLUSTER_RAFT_LOGGING", "T");
+        let config = ok(&[
+            "-sc",
+            "nss.conf",
+            "--cluster_raft_heartbeat_timeout",
+            "750ms",
+        ])?;
+        assert!(config.clustered);
+        assert!(config.cluster_bootstrap);
+        assert!(config.cluster_sync);
+        assert!(config.cluster_raft_logging);
+        assert_eq!(config.cluster_trailing_logs, 50);
+        assert_eq!(config.cluster_raft_election_timeout, Duration::from_secs(3));
+        assert_eq!(config.raft_election_timer(), Duration::from_millis(750));
+        assert_eq!(config.cluster_start(), ClusterStart::Seed);
+
+        let peers = ok(&[
+            "-clustered",
+            "-cluster_node_id",
+            "a",
+            "-cluster_peers",
+            "a,b",
+        ])?;
+        assert_eq!(peers.cluster_start(), ClusterStart::Peers);
+        assert!(!peers.cluster_sync, "NSS's default");
+        let alone = ok(&["-clustered", "-cluster_node_id", "a", "-cluster_peers", "a"])?;
+        assert_eq!(alone.cluster_start(), ClusterStart::Join);
+        Ok(())
+    });
+}

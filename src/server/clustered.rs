@@ -14,21 +14,28 @@ use tokio_util::task::TaskTracker;
 
 use super::view::{Phase, Query, Role, ServerView};
 use super::{connect_nats, finish, load_server_info, requests, subjects_of, ServerError};
+use crate::cluster::join;
 use crate::cluster::network::{self, NatsNetwork};
 use crate::cluster::{node_id, ClusterNode, LogStore, Raft, ReplicatedStore, StateMachine};
-use crate::config::Config;
+use crate::config::{ClusterStart, Config};
 use crate::store::Store;
 
-/// Raft timing: a leader is suspected after 1 to 1.5 s without heartbeats.
+/// Raft timing from the configuration: a follower stands for election
+/// after one to one and a half election timers of silence, and the leader
+/// sends heartbeats four times per timer. A snapshot every 8,192 entries
+/// (hashicorp/raft's threshold, as NSS has it) keeps `cluster_trailing_logs`
+/// entries behind it.
 fn raft_config(config: &Config) -> Result<Arc<openraft::Config>, ServerError> {
+    let timer = u64::try_from(config.raft_election_timer().as_millis()).unwrap_or(u64::MAX / 2);
     let raft = openraft::Config {
         cluster_name: config.cluster_id.clone(),
-        heartbeat_interval: 250,
-        election_timeout_min: 1000,
-        election_timeout_max: 1500,
+        heartbeat_interval: (timer / 4).max(1),
+        election_timeout_min: timer,
+        election_timeout_max: timer + (timer / 2).max(1),
         // Chunks stay well under nats-server's default 1 MB max_payload.
         snapshot_max_chunk_size: 256 * 1024,
-        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(100_000),
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(8192),
+        max_in_snapshot_log_to_keep: config.cluster_trailing_logs,
         ..Default::default()
     };
     raft.validate()
@@ -55,10 +62,6 @@ pub(super) async fn run(
     let Some(raft_nats) = connect_nats(&config, &view, &signal).await? else {
         return Ok(());
     };
-    let local = tokio::task::spawn_blocking(open)
-        .await
-        .map_err(|e| ServerError::Internal(e.to_string()))??;
-    view.set_local_store(local.clone());
     let name = config.cluster_node_id.clone().unwrap_or_default();
     let dir = config.raft_dir();
     let log = {
@@ -68,8 +71,20 @@ pub(super) async fn run(
             .map_err(|e| ServerError::Internal(e.to_string()))?
             .map_err(|e| ServerError::Cluster(format!("raft log in {}: {e}", dir.display())))?
     };
-    let sm = StateMachine::open(local.clone(), log.db().clone())
-        .map_err(|e| ServerError::Cluster(format!("raft state in {}: {e}", dir.display())))?;
+    let fresh = log
+        .is_fresh()
+        .map_err(|e| ServerError::Cluster(format!("raft log in {}: {e}", dir.display())))?;
+    let local = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || open_local(open, &config, fresh))
+            .await
+            .map_err(|e| ServerError::Internal(e.to_string()))??
+    };
+    view.set_local_store(local.store.clone());
+    let local_store = local.store.clone();
+    let sm = StateMachine::open(local_store.clone(), log.db().clone())
+        .map_err(|e| ServerError::Cluster(format!("raft state in {}: {e}", dir.display())))?
+        .syncing(config.cluster_sync);
     let network = NatsNetwork::new(raft_nats.clone(), &config.cluster_id);
     let raft = Raft::new(node_id(&name), raft_config(&config)?, network, log, sm)
         .await
@@ -77,9 +92,34 @@ pub(super) async fn run(
     let _rpc = network::serve(raft.clone(), raft_nats.clone(), &config.cluster_id, &name)
         .await
         .map_err(|e| ServerError::Nats(format!("raft subscription: {e}")))?;
-    bootstrap(&raft, &config).await?;
-    tracing::info!(node = %name, nodes = ?config.cluster_nodes(), raft_log = %dir.display(), "clustered node started");
-    let result = lead_when_elected(&config, &raft, &local, &view, queries, &signal).await;
+    let _joins = join::serve_joins(raft.clone(), raft_nats.clone(), &config.cluster_id)
+        .await
+        .map_err(|e| ServerError::Nats(format!("raft join subscription: {e}")))?;
+    // Two seeds would make two clusters: NSS stops both, and so does this.
+    let (_seeds, mut other_seed) = if config.cluster_bootstrap {
+        let (task, found) =
+            join::detect_other_seeds(raft_nats.clone(), &config.cluster_id, view.server_id())
+                .await
+                .map_err(|e| ServerError::Nats(format!("raft bootstrap subscription: {e}")))?;
+        (Some(task), Some(found))
+    } else {
+        (None, None)
+    };
+    let result = async {
+        enter_cluster(&raft, &config, &raft_nats, local.seeds, &signal).await?;
+        tracing::info!(node = %name, start = ?config.cluster_start(), raft_log = %dir.display(), "clustered node started");
+        let serving = lead_when_elected(&config, &raft, &local_store, &view, queries, &signal);
+        match other_seed.as_mut() {
+            Some(found) => tokio::select! {
+                r = serving => r,
+                Ok(other) = found => Err(ServerError::Cluster(format!(
+                    "Server {other} was also started with -cluster_bootstrap"
+                ))),
+            },
+            None => serving.await,
+        }
+    }
+    .await;
     if let Err(e) = raft.shutdown().await {
         tracing::warn!(error = %e, "raft did not shut down cleanly");
     }
@@ -87,10 +127,93 @@ pub(super) async fn run(
     result
 }
 
-/// A node that never joined a cluster starts one from the full list of
-/// nodes; every node does so with the same list, and openraft lets the
-/// first election settle it.
-async fn bootstrap(raft: &Raft, config: &Config) -> Result<(), ServerError> {
+/// The node's own store, and whether it seeds a new cluster.
+struct Local {
+    store: Arc<dyn Store>,
+    /// The store holds state a new cluster starts from (a seed's).
+    seeds: bool,
+}
+
+/// Opens the node's store. A store with state beside a Raft log that never
+/// held anything is not the cluster's: a seed (`cluster_bootstrap`) starts
+/// the cluster from it, which is how a standalone store becomes a
+/// cluster's; any other node sets it aside in the store directory, where
+/// it is kept, and gets the cluster's state from its leader. Blocking.
+fn open_local(
+    open: impl FnOnce() -> Result<Arc<dyn Store>, ServerError>,
+    config: &Config,
+    fresh_log: bool,
+) -> Result<Local, ServerError> {
+    let store = open()?;
+    if !fresh_log || !has_state(&*store)? {
+        return Ok(Local {
+            store,
+            seeds: false,
+        });
+    }
+    if config.cluster_start() == ClusterStart::Seed {
+        tracing::info!(dir = %config.dir.display(), "starting the cluster from the existing store");
+        return Ok(Local { store, seeds: true });
+    }
+    drop(store);
+    let kept = set_aside(config)?;
+    tracing::warn!(
+        dir = %config.dir.display(),
+        raft_log = %config.raft_dir().display(),
+        kept = %kept.display(),
+        "the store has state but the raft log is empty: the store was set aside and this node \
+         takes the cluster's state from its leader"
+    );
+    Ok(Local {
+        store: super::open_store(config)?,
+        seeds: false,
+    })
+}
+
+fn has_state(store: &dyn Store) -> Result<bool, ServerError> {
+    Ok(store.server_info()?.is_some()
+        || !store.clients()?.is_empty()
+        || !store.channel_names()?.is_empty())
+}
+
+/// Moves the store's files (not the Raft log, if it lives in the store
+/// directory) into `<dir>/set-aside-<unix time>/`.
+fn set_aside(config: &Config) -> Result<std::path::PathBuf, ServerError> {
+    let io = |e: std::io::Error| {
+        ServerError::Cluster(format!(
+            "setting the store in {} aside: {e}",
+            config.dir.display()
+        ))
+    };
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let kept = config.dir.join(format!("set-aside-{stamp}"));
+    std::fs::create_dir_all(&kept).map_err(io)?;
+    let raft = std::fs::canonicalize(config.raft_dir()).ok();
+    for entry in std::fs::read_dir(&config.dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if name.starts_with("set-aside-") || std::fs::canonicalize(&path).ok() == raft {
+            continue;
+        }
+        std::fs::rename(&path, kept.join(name)).map_err(io)?;
+    }
+    Ok(kept)
+}
+
+/// Makes this node part of its cluster the first time it starts: from the
+/// full list of nodes, as a seed, or by asking the leader to add it.
+async fn enter_cluster(
+    raft: &Raft,
+    config: &Config,
+    nats: &async_nats::Client,
+    seeds: bool,
+    signal: &CancellationToken,
+) -> Result<(), ServerError> {
     let initialized = raft
         .is_initialized()
         .await
@@ -98,19 +221,66 @@ async fn bootstrap(raft: &Raft, config: &Config) -> Result<(), ServerError> {
     if initialized {
         return Ok(());
     }
-    let members: BTreeMap<u64, ClusterNode> = config
-        .cluster_nodes()
+    let me = config.cluster_node_id.clone().unwrap_or_default();
+    let names = match config.cluster_start() {
+        ClusterStart::Peers => config.cluster_nodes(),
+        ClusterStart::Seed => vec![me.clone()],
+        ClusterStart::Join => {
+            tracing::info!(node = %me, "asking the cluster's leader to add this node");
+            return join::join(nats, &config.cluster_id, &me, signal)
+                .await
+                .map_err(ServerError::Cluster);
+        }
+    };
+    let members: BTreeMap<u64, ClusterNode> = names
         .into_iter()
         .map(|name| (node_id(&name), ClusterNode { name }))
         .collect();
     match raft.initialize(members).await {
-        Ok(()) => Ok(()),
+        Ok(()) => {}
         Err(openraft::error::RaftError::APIError(e)) => {
             tracing::debug!(error = %e, "cluster already initialized");
-            Ok(())
         }
-        Err(e) => Err(ServerError::Cluster(format!("bootstrap: {e}"))),
+        Err(e) => return Err(ServerError::Cluster(format!("bootstrap: {e}"))),
     }
+    if seeds {
+        seed_snapshot(raft).await?;
+    }
+    Ok(())
+}
+
+/// A seed's store is not in the log: a snapshot of it, with the log behind
+/// it purged, is what the nodes that join get first.
+async fn seed_snapshot(raft: &Raft) -> Result<(), ServerError> {
+    let cluster = |e: &dyn std::fmt::Display| ServerError::Cluster(format!("seed snapshot: {e}"));
+    let mut metrics = raft.metrics();
+    // Leading, with everything in the log (the leader's first entry) applied.
+    let applied = loop {
+        let m = metrics.borrow_and_update().clone();
+        match m.last_applied {
+            Some(applied) if m.state.is_leader() && Some(applied.index) == m.last_log_index => {
+                break applied;
+            }
+            _ => metrics.changed().await.map_err(|e| cluster(&e))?,
+        }
+    };
+    raft.trigger().snapshot().await.map_err(|e| cluster(&e))?;
+    loop {
+        let m = metrics.borrow_and_update().clone();
+        if m.snapshot.is_some_and(|s| s.index >= applied.index) {
+            break;
+        }
+        metrics.changed().await.map_err(|e| cluster(&e))?;
+    }
+    raft.trigger()
+        .purge_log(applied.index)
+        .await
+        .map_err(|e| cluster(&e))?;
+    tracing::info!(
+        index = applied.index,
+        "seed store snapshotted for the nodes that join"
+    );
+    Ok(())
 }
 
 /// Follows until elected, serves clients while leading, and follows again
@@ -168,7 +338,11 @@ async fn serve_term(
         tracing::warn!(error = %e, "leadership lost before serving");
         return Ok(());
     }
-    let store: Arc<dyn Store> = Arc::new(ReplicatedStore::new(local.clone(), raft.clone()));
+    let store: Arc<dyn Store> = Arc::new(ReplicatedStore::new(
+        local.clone(),
+        raft.clone(),
+        config.cluster_sync,
+    ));
     let info = {
         let (config, store) = (config.clone(), store.clone());
         tokio::task::spawn_blocking(move || load_server_info(&*store, &config))

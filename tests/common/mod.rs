@@ -3,6 +3,7 @@
 //! when a test fails (panics) so passing runs stay quiet.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod exit;
 pub mod http;
 pub mod secure;

@@ -10,7 +10,7 @@ use super::checks::{
 };
 use super::reader::Reader;
 use super::sections::check_sql;
-use super::{NssFileError, Result, NO_CLUSTERING, NO_HTTPS, NO_SQL, NO_SYSLOG};
+use super::{NssFileError, Result, NO_HTTPS, NO_SQL, NO_SYSLOG};
 use crate::config::nats_conf::{Entry, Kind, Map};
 use crate::config::{size, LogFormat, StoreKind};
 
@@ -76,7 +76,7 @@ impl Reader {
                 "connection_name" => self.string(e, "connection_name")?,
                 "ft_group" | "ft_group_name" => self.string(e, "ft_group")?,
                 "partitioning" => self.boolean(e, "partitioning")?,
-                "cluster" => self.cluster(e, &path, NO_CLUSTERING)?,
+                "cluster" => self.cluster(e, &path)?,
                 "sql" | "sql_options" => {
                     check_sql(e)?;
                     self.ignore(e, path, NO_SQL);

@@ -38,7 +38,11 @@ pub const FILE_TUNING: &str =
     "file-store tuning of the reference server; stanchion's store has its own";
 const ONLY_VARIABLE: &str = "only defines a variable";
 const NATS_SERVER_PART: &str = "outside the streaming block: nats-server's part of the file";
-const NO_CLUSTERING: &str = "this cluster setting is not used by stanchion yet";
+/// Why a `cluster` key of hashicorp/raft's or bbolt's own tuning is ignored.
+const RAFT_TUNING: &str =
+    "tuning of the reference server's Raft library (hashicorp/raft, bbolt); stanchion's openraft and sled need none";
+/// Why the `cluster` keys of features still to come are ignored.
+const NO_CLUSTERING: &str = "this cluster setting is not implemented yet";
 const NO_SQL: &str = "the SQL store is not implemented";
 const NO_SYSLOG: &str = "syslog is not implemented";
 const NO_HTTPS: &str = "HTTPS monitoring is not implemented";

@@ -12,7 +12,7 @@ use super::checks::{
     wrong_type,
 };
 use super::reader::Reader;
-use super::{NssFileError, Result, FILE_TUNING};
+use super::{NssFileError, Result, FILE_TUNING, NO_CLUSTERING, RAFT_TUNING};
 use crate::config::nats_conf::{Entry, Kind};
 
 impl Reader {
@@ -225,9 +225,9 @@ pub(super) fn check_cluster(e: &Entry) -> Result<()> {
 }
 
 impl Reader {
-    /// The `cluster` section: type-checked whole as NSS does; `node_id`,
-    /// `peers` and `log_path` are used, the rest is logged as ignored.
-    pub(super) fn cluster(&mut self, e: &Entry, path: &str, why: &'static str) -> Result<()> {
+    /// The `cluster` section: type-checked whole as NSS does; the keys of
+    /// hashicorp/raft's own tuning are logged as ignored.
+    pub(super) fn cluster(&mut self, e: &Entry, path: &str) -> Result<()> {
         check_cluster(e)?;
         // As in NSS, the block itself turns clustering on.
         self.put(e, "clustered", true);
@@ -235,6 +235,17 @@ impl Reader {
             match c.key.to_ascii_lowercase().as_str() {
                 "node_id" => self.string(c, "cluster_node_id")?,
                 "log_path" => self.string(c, "cluster_log_path")?,
+                "bootstrap" => self.boolean(c, "cluster_bootstrap")?,
+                "sync" => self.boolean(c, "cluster_sync")?,
+                "raft_logging" => self.boolean(c, "cluster_raft_logging")?,
+                "trailing_logs" => {
+                    let n = int(c)?;
+                    self.put(c, "cluster_trailing_logs", n);
+                }
+                "raft_heartbeat_timeout" => {
+                    self.duration(c, "cluster_raft_heartbeat_timeout")?;
+                }
+                "raft_election_timeout" => self.duration(c, "cluster_raft_election_timeout")?,
                 "peers" => {
                     let Kind::Array(peers) = &c.value.kind else {
                         return Err(wrong_type(c, "slice"));
@@ -248,7 +259,10 @@ impl Reader {
                         .collect();
                     self.put(c, "cluster_peers", names.join(","));
                 }
-                _ => self.ignore(c, format!("{path}.{}", c.key), why),
+                "allow_add_remove_node" | "proceed_on_restore_failure" => {
+                    self.ignore(c, format!("{path}.{}", c.key), NO_CLUSTERING);
+                }
+                _ => self.ignore(c, format!("{path}.{}", c.key), RAFT_TUNING),
             }
         }
         Ok(())

@@ -1,0 +1,222 @@
+//! How nodes find a cluster that others started, as NSS's nodes do.
+//!
+//! A node with no Raft state and no peers asks to be added on
+//! `_STAN.raft.<cluster_id>.join` (NSS's `RaftJoinRequest`); the leader
+//! adds it as a learner, which catches up from a snapshot and the log, and
+//! then as a voter. A node started with `cluster_bootstrap` asks every
+//! second on `_STAN.raft.<cluster_id>.bootstrap` whether another node was
+//! started as a seed too: two seeds make two clusters, so both stop.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use futures::StreamExt;
+use prost::Message as _;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
+
+use super::network::prefix;
+use super::{node_id, ClusterNode, Raft};
+
+/// `spb.RaftJoinRequest`, field for field.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RaftJoinRequest {
+    /// The joining node's name.
+    #[prost(string, tag = "1")]
+    pub node_id: String,
+    /// Its address: NSS's transport address, unused by stanchion's.
+    #[prost(string, tag = "2")]
+    pub node_addr: String,
+}
+
+/// `spb.RaftJoinResponse`: empty `error` when the node was added.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RaftJoinResponse {
+    /// Why the node was not added.
+    #[prost(string, tag = "1")]
+    pub error: String,
+}
+
+/// How long one join request waits: adding a voter commits a membership
+/// change, which takes a few Raft rounds.
+const JOIN_WAIT: Duration = Duration::from_secs(5);
+/// Attempts before a joining node gives up, as NSS's five, each waiting
+/// longer here.
+const JOIN_ATTEMPTS: u32 = 6;
+
+/// Answers join requests while this node leads, until the handle drops.
+///
+/// # Errors
+/// When the subscription cannot be made.
+pub async fn serve_joins(
+    raft: Raft,
+    nats: async_nats::Client,
+    cluster_id: &str,
+) -> Result<AbortOnDropHandle<()>, async_nats::SubscribeError> {
+    let mut requests = nats
+        .subscribe(format!("{}.join", prefix(cluster_id)))
+        .await?;
+    Ok(AbortOnDropHandle::new(tokio::spawn(async move {
+        while let Some(m) = requests.next().await {
+            // Only the leader answers, as with NSS: a follower's change would
+            // fail anyway, and its silence sends the joiner to try again.
+            if !raft.metrics().borrow().state.is_leader() {
+                continue;
+            }
+            let Some(reply) = m.reply.clone() else {
+                continue;
+            };
+            let Ok(req) = RaftJoinRequest::decode(m.payload.clone()) else {
+                tracing::error!(subject = %m.subject, "invalid join request ignored");
+                continue;
+            };
+            // One at a time: openraft refuses a membership change while
+            // another is under way.
+            let error = match add_voter(&raft, &req.node_id).await {
+                Ok(()) => {
+                    tracing::info!(node = %req.node_id, "node joined the cluster");
+                    String::new()
+                }
+                Err(e) => {
+                    tracing::warn!(node = %req.node_id, error = %e, "join refused");
+                    e
+                }
+            };
+            let body = RaftJoinResponse { error }.encode_to_vec();
+            if let Err(e) = nats.publish(reply, body.into()).await {
+                tracing::warn!(error = %e, "join reply not sent");
+            }
+        }
+    })))
+}
+
+/// Adds `name` as a learner, then makes it a voter; both are no-ops for a
+/// node that already is one.
+async fn add_voter(raft: &Raft, name: &str) -> Result<(), String> {
+    if name.is_empty() || name.contains(['.', '*', '>', ' ']) {
+        return Err(format!("invalid node ID {name:?}"));
+    }
+    let id = node_id(name);
+    let members = raft.metrics().borrow().membership_config.clone();
+    if let Some(node) = members.membership().get_node(&id) {
+        if node.name != name {
+            return Err(format!("node ID {name:?} collides with {:?}", node.name));
+        }
+    }
+    let node = ClusterNode {
+        name: name.to_string(),
+    };
+    raft.add_learner(id, node, false)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut voters: BTreeSet<u64> = members.membership().voter_ids().collect();
+    if voters.insert(id) {
+        raft.change_membership(voters, false)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Asks the cluster's leader to add this node, a few times, as NSS does.
+///
+/// # Errors
+/// NSS's "failed to join Raft group" when no leader added it.
+pub async fn join(
+    nats: &async_nats::Client,
+    cluster_id: &str,
+    name: &str,
+    signal: &CancellationToken,
+) -> Result<(), String> {
+    let subject = format!("{}.join", prefix(cluster_id));
+    let body = RaftJoinRequest {
+        node_id: name.to_string(),
+        node_addr: format!("{cluster_id}.{name}.{cluster_id}"),
+    }
+    .encode_to_vec();
+    for attempt in 1..=JOIN_ATTEMPTS {
+        let request = nats.request(subject.clone(), body.clone().into());
+        let outcome = tokio::select! {
+            () = signal.cancelled() => return Ok(()),
+            r = tokio::time::timeout(JOIN_WAIT, request) => r,
+        };
+        let why = match outcome {
+            Ok(Ok(reply)) => match RaftJoinResponse::decode(reply.payload) {
+                Ok(r) if r.error.is_empty() => return Ok(()),
+                Ok(r) => r.error,
+                Err(e) => format!("undecodable reply: {e}"),
+            },
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "no answer".to_string(),
+        };
+        tracing::info!(attempt, why = %why, "joining the cluster: trying again");
+        tokio::select! {
+            () = signal.cancelled() => return Ok(()),
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+    Err(format!("failed to join Raft group {cluster_id}"))
+}
+
+/// Watches for another node started with `cluster_bootstrap`; cancels
+/// `found` with the other's ID when one answers or asks.
+///
+/// # Errors
+/// When the subscriptions cannot be made.
+pub async fn detect_other_seeds(
+    nats: async_nats::Client,
+    cluster_id: &str,
+    server_id: &str,
+) -> Result<
+    (
+        AbortOnDropHandle<()>,
+        tokio::sync::oneshot::Receiver<String>,
+    ),
+    async_nats::SubscribeError,
+> {
+    let subject = format!("{}.bootstrap", prefix(cluster_id));
+    let mut asks = nats.subscribe(subject.clone()).await?;
+    let inbox = nats.new_inbox();
+    let mut answers = nats.subscribe(inbox.clone()).await?;
+    let me = bytes::Bytes::from(server_id.to_string());
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let other = loop {
+            tokio::select! {
+                Some(m) = asks.next() => {
+                    if m.payload == me {
+                        continue;
+                    }
+                    if let Some(reply) = m.reply {
+                        let _ = nats.publish(reply, me.clone()).await;
+                        let _ = nats.flush().await;
+                    }
+                    break m.payload;
+                }
+                Some(m) = answers.next() => break m.payload,
+                _ = tick.tick() => {
+                    let _ = nats.publish_with_reply(subject.clone(), inbox.clone(), me.clone()).await;
+                }
+            }
+        };
+        let _ = tx.send(String::from_utf8_lossy(&other).into_owned());
+    });
+    Ok((AbortOnDropHandle::new(task), rx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_messages_have_nss_field_numbers() {
+        let req = RaftJoinRequest {
+            node_id: "b".into(),
+            node_addr: "x".into(),
+        };
+        assert_eq!(req.encode_to_vec(), b"\x0a\x01b\x12\x01x");
+        let resp = RaftJoinResponse { error: "no".into() };
+        assert_eq!(resp.encode_to_vec(), b"\x0a\x02no");
+    }
+}

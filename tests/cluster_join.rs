@@ -1,0 +1,174 @@
+//! How nodes come into a cluster: a seed started with `cluster_bootstrap`
+//! (here from a standalone store, which becomes the cluster's state) and
+//! nodes without peers that ask its leader to add them; a second seed is
+//! refused; a node whose Raft log is gone sets its store aside and takes
+//! the cluster's state again.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::cluster::{caught_up, leader, node, publish_retrying};
+use common::*;
+use stanchion::client::{Connection, Options};
+
+async fn client(nats: &Nats, id: &str) -> Connection {
+    let mut opts = Options::new("test-cluster", id);
+    opts.connect_wait = Duration::from_secs(10);
+    opts.pub_ack_wait = Duration::from_millis(500);
+    Connection::connect(nats.client().await, opts)
+        .await
+        .unwrap()
+}
+
+/// The payloads of messages `from..` of `channel`, read from the first.
+async fn payloads(conn: &Connection, channel: &str, n: usize) -> Vec<String> {
+    let mut sub = conn.subscribe(channel, first()).await.unwrap();
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let m = next_msg(&mut sub).await;
+        out.push(String::from_utf8(m.data().to_vec()).unwrap());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standalone_store_seeds_a_cluster_that_nodes_join() {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    // A standalone server's store, with 20 messages.
+    {
+        let mut alone = Stanchion::start(&nats, &dir.path().join("a"), &[]).await;
+        let conn = stan(&nats, "before").await;
+        for i in 1..=20 {
+            conn.publish("orders", format!("m-{i}")).await.unwrap();
+        }
+        conn.close().await.unwrap();
+        assert!(alone.proc.terminate(WAIT).is_some_and(|s| s.success()));
+    }
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let mut procs = vec![node(
+        &nats,
+        dir.path(),
+        "a",
+        ports[0],
+        &["--cluster_bootstrap"],
+    )];
+    procs[0]
+        .wait_for_output_within("starting the cluster from the existing store", WAIT)
+        .await;
+    procs[0]
+        .wait_for_output_within("stanchion is ready", Duration::from_secs(20))
+        .await;
+    for (name, port) in ["b", "c"].into_iter().zip(&ports[1..]) {
+        procs.push(node(&nats, dir.path(), name, *port, &[]));
+    }
+    for p in &ports[1..] {
+        caught_up(*p, "Follower", 20, Duration::from_secs(30)).await;
+    }
+    let deadline = Instant::now() + WAIT;
+    while procs[0].output().matches("node joined the cluster").count() < 2 {
+        assert!(Instant::now() < deadline, "{}", procs[0].output());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let conn = client(&nats, "after").await;
+    let want: Vec<String> = (1..=20).map(|i| format!("m-{i}")).collect();
+    assert_eq!(payloads(&conn, "orders", 20).await, want);
+    let start = Instant::now();
+    for i in 21..=25 {
+        publish_retrying(&conn, "orders", format!("m-{i}"), start).await;
+    }
+    for p in &ports[1..] {
+        caught_up(*p, "Follower", 25, WAIT).await;
+    }
+
+    // The nodes that joined are voters: without the seed, they elect one
+    // of themselves and go on.
+    procs[0].kill();
+    let alive = [false, true, true];
+    let next = leader(&ports, &alive, Duration::from_secs(30)).await;
+    assert_ne!(next, 0);
+    publish_retrying(&conn, "orders", "m-26".into(), Instant::now()).await;
+    caught_up(ports[next], "Leader", 26, WAIT).await;
+    drop(conn);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_seeds_of_one_cluster_both_stop() {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = node(
+        &nats,
+        dir.path(),
+        "a",
+        free_port(),
+        &["--cluster_bootstrap"],
+    );
+    a.wait_for_output_within("stanchion is ready", Duration::from_secs(20))
+        .await;
+    let mut b = node(
+        &nats,
+        dir.path(),
+        "b",
+        free_port(),
+        &["--cluster_bootstrap"],
+    );
+    for p in [&mut a, &mut b] {
+        let status = tokio::time::timeout(Duration::from_secs(15), p.wait_exit())
+            .await
+            .expect("a seed beside another seed kept running");
+        assert!(!status.success());
+        assert!(
+            p.output()
+                .contains("was also started with -cluster_bootstrap"),
+            "{}",
+            p.output()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_raft_log_is_gone_sets_its_store_aside_and_catches_up() {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let names = ["a", "b", "c"];
+    let peers = ["--cluster_peers", "a,b,c"];
+    let ports: Vec<u16> = names.iter().map(|_| free_port()).collect();
+    let mut procs: Vec<Proc> = names
+        .iter()
+        .zip(&ports)
+        .map(|(n, p)| node(&nats, dir.path(), n, *p, &peers))
+        .collect();
+    let first = leader(&ports, &[true; 3], Duration::from_secs(30)).await;
+    let conn = client(&nats, "writer").await;
+    let start = Instant::now();
+    for i in 1..=30 {
+        publish_retrying(&conn, "orders", format!("m-{i}"), start).await;
+    }
+    let follower = (first + 1) % 3;
+    caught_up(ports[follower], "Follower", 30, WAIT).await;
+    assert!(procs[follower].terminate(WAIT).is_some());
+    let store = dir.path().join(names[follower]);
+    std::fs::remove_dir_all(store.join("raft")).unwrap();
+
+    procs[follower] = node(&nats, dir.path(), names[follower], ports[follower], &peers);
+    procs[follower]
+        .wait_for_output_within("the store was set aside", Duration::from_secs(20))
+        .await;
+    caught_up(ports[follower], "Follower", 30, Duration::from_secs(30)).await;
+    let kept: Vec<_> = std::fs::read_dir(&store)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("set-aside-"))
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(
+        std::fs::read_dir(store.join(&kept[0])).unwrap().count() > 0,
+        "the old store's files are kept"
+    );
+    // It applies what comes next too.
+    publish_retrying(&conn, "orders", "m-31".into(), Instant::now()).await;
+    caught_up(ports[follower], "Follower", 31, WAIT).await;
+    drop(conn);
+}
