@@ -243,8 +243,9 @@ pub struct Config {
     /// Raft log entries kept behind a snapshot, so a node that fell a
     /// little behind catches up from the log and not from a snapshot.
     pub cluster_trailing_logs: u64,
-    /// How long a follower hears nothing from the leader before it stands
-    /// for election (the election timer runs from this to 1.5×).
+    /// openraft's election timer `t`: a follower that hears nothing from
+    /// its leader for its lease (1.5 t) plus one timer (t to 1.5 t) stands
+    /// for election, and the leader sends heartbeats every t / 4.
     #[serde(with = "duration::serde_go")]
     pub cluster_raft_heartbeat_timeout: Duration,
     /// How long a candidate waits for votes before it tries again. openraft
@@ -334,8 +335,8 @@ impl Default for Config {
             cluster_sync: false,
             cluster_raft_logging: false,
             cluster_trailing_logs: 10_240,
-            cluster_raft_heartbeat_timeout: Duration::from_secs(1),
-            cluster_raft_election_timeout: Duration::from_secs(1),
+            cluster_raft_heartbeat_timeout: Duration::from_millis(600),
+            cluster_raft_election_timeout: Duration::from_millis(600),
             stan_debug: false,
             stan_trace: false,
             log_format: LogFormat::Text,

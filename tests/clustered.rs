@@ -21,6 +21,18 @@ fn node(nats: &Nats, dir: &Path, name: &str, port: u16) -> Proc {
     cluster::node(nats, dir, name, port, &["--cluster_peers", &peers])
 }
 
+/// `/metrics` of the node on `port`: each sample line's name and labels,
+/// with its value.
+fn metrics(port: u16) -> std::collections::HashMap<String, f64> {
+    get(port, "/metrics")
+        .body
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .map(|(k, v)| (k.to_string(), v.parse().unwrap()))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_leader_is_replaced_and_clients_carry_on_with_every_acked_message() {
     let nats = Nats::start();
@@ -81,6 +93,30 @@ async fn a_killed_leader_is_replaced_and_clients_carry_on_with_every_acked_messa
         }
     }
 
+    // Raft in /metrics: the leader sees both peers, with no lag once they
+    // hold everything; every node has applied what the leader committed.
+    let leader_metrics = metrics(ports[first]);
+    assert!(
+        leader_metrics["stanchion_raft_term"] >= 1.0,
+        "{leader_metrics:?}"
+    );
+    let committed = leader_metrics["stanchion_raft_commit_index"];
+    assert!(committed >= 50.0, "{leader_metrics:?}");
+    for (i, name) in NODES.iter().enumerate() {
+        let key = format!("stanchion_raft_replication_lag_entries{{peer=\"{name}\"}}");
+        if i == first {
+            assert!(!leader_metrics.contains_key(&key), "{leader_metrics:?}");
+            continue;
+        }
+        assert!(
+            leader_metrics.contains_key(&key),
+            "{key}: {leader_metrics:?}"
+        );
+        let m = metrics(ports[i]);
+        assert!(m["stanchion_raft_applied_index"] >= 50.0, "{m:?}");
+        assert_eq!(m["stanchion_raft_leader_changes_total"], 1.0, "{m:?}");
+    }
+
     procs[first].kill();
     alive[first] = false;
     let killed = Instant::now();
@@ -94,9 +130,13 @@ async fn a_killed_leader_is_replaced_and_clients_carry_on_with_every_acked_messa
     }
     let failover = first_ack.unwrap();
     eprintln!("first publish acknowledged {failover:?} after the leader was killed");
-    assert!(failover < Duration::from_secs(15), "{failover:?}");
+    // Issue 10's bound with default timeouts (NSS needs 4.8 to 7.2 s).
+    assert!(failover < Duration::from_secs(3), "{failover:?}");
     let second = leader(&ports, &alive, WAIT).await;
     assert_ne!(second, first);
+    let m = metrics(ports[second]);
+    assert!(m["stanchion_raft_leader_changes_total"] >= 2.0, "{m:?}");
+    assert!(m["stanchion_raft_commit_index"] > committed, "{m:?}");
 
     // Every acknowledged message arrives; first deliveries in order.
     let again = receive_every_acked(&mut sub, &acked, 50).await;

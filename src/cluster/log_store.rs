@@ -7,11 +7,12 @@
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
+use std::sync::Arc;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{Entry, LogId, OptionalSend, RaftLogReader, StorageError, StorageIOError, Vote};
 
-use super::{decode, encode, NodeId, TypeConfig};
+use super::{decode, encode, Committed, NodeId, TypeConfig};
 
 const VOTE: &[u8] = b"vote";
 const COMMITTED: &[u8] = b"committed";
@@ -25,6 +26,7 @@ pub struct LogStore {
     db: sled::Db,
     log: sled::Tree,
     meta: sled::Tree,
+    committed: Arc<Committed>,
 }
 
 impl LogStore {
@@ -43,11 +45,21 @@ impl LogStore {
     /// # Errors
     /// sled's.
     pub fn on(db: sled::Db) -> Result<LogStore, sled::Error> {
-        Ok(LogStore {
+        let store = LogStore {
             log: db.open_tree("raft_log")?,
             meta: db.open_tree("raft_meta")?,
             db,
-        })
+            committed: Arc::default(),
+        };
+        if let Ok(Some(Some(c))) = store.get_meta::<Option<LogId<NodeId>>>(COMMITTED, read_logs) {
+            store.committed.set(Some(c.index));
+        }
+        Ok(store)
+    }
+
+    /// The commit index as last saved, for monitoring.
+    pub fn committed(&self) -> Arc<Committed> {
+        self.committed.clone()
     }
 
     /// Whether this log never held anything: no vote, no entry, nothing
@@ -164,7 +176,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> StorageResult<()> {
-        self.put_meta(COMMITTED, &committed, write_logs).await
+        // Not flushed: losing it only means applying from the saved applied
+        // point up to what the cluster says is committed.
+        let raw = encode(&committed).map_err(|e| write_logs(&e))?;
+        self.meta
+            .insert(COMMITTED, raw)
+            .map_err(|e| write_logs(&e))?;
+        self.committed.set(committed.map(|c| c.index));
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> StorageResult<Option<LogId<NodeId>>> {

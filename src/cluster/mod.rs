@@ -21,6 +21,7 @@ mod op;
 mod replicated;
 mod snapshot;
 mod state_machine;
+mod status;
 
 use std::io::Cursor;
 
@@ -28,6 +29,7 @@ pub use log_store::LogStore;
 pub use op::{Op, SubOp};
 pub use replicated::ReplicatedStore;
 pub use state_machine::StateMachine;
+pub use status::{Committed, RaftSample, RaftStatus};
 
 /// A node's Raft ID: a stable hash of its name (NSS names nodes with
 /// strings; openraft wants a number). Names that collide are refused with

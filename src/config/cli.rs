@@ -215,11 +215,11 @@ pub struct Cli {
     #[arg(long = "cluster_raft_logging", value_name = "BOOL", num_args = 0..=1, require_equals = true,
           default_missing_value = "true", value_parser = parse_go_bool)]
     pub cluster_raft_logging: Option<bool>,
-    /// Silence from the leader after which a follower stands for election [default: 1s]
+    /// Raft election timer t: a follower stands for election after 2.5 t to 3 t without its leader [default: 600ms]
     #[arg(long = "cluster_raft_heartbeat_timeout", value_name = "DURATION",
           value_parser = duration::parse)]
     pub cluster_raft_heartbeat_timeout: Option<Duration>,
-    /// How long a candidate waits for votes; openraft uses the shorter of this and the heartbeat timeout [default: 1s]
+    /// How long a candidate waits for votes; openraft uses the shorter of this and the heartbeat timeout [default: 600ms]
     #[arg(long = "cluster_raft_election_timeout", value_name = "DURATION",
           value_parser = duration::parse)]
     pub cluster_raft_election_timeout: Option<Duration>,

@@ -39,10 +39,10 @@
 //!
 //! The types are the exporter's, even where odd (`nss_server_clients` is a
 //! counter), and so are the help texts. Values are taken exactly as
-//! `/streaming/serverz` and `/streaming/channelsz` compute them. stanchion
-//! runs standalone: `state` is `STANDALONE`, so `nss_server_active` is 0
-//! (as for a standalone NSS), and `role` / `server_role` are empty, as the
-//! exporter found them (serverz omits `role` outside clustering).
+//! `/streaming/serverz` and `/streaming/channelsz` compute them:
+//! `nss_server_active` is 1 only for an FT group's active server, and
+//! `role` / `server_role` are empty outside clustering, as the exporter
+//! found them (serverz omits `role` then).
 //! `go_version` is serverz's `go` field (`rust`), `start_time` its
 //! `start_time` string.
 //!
@@ -60,8 +60,14 @@
 //! | `stanchion_publish_batch_size` | histogram | messages per store write |
 //! | `stanchion_store_flush_seconds` | histogram | store flush (fsync) latency |
 //! | `stanchion_chan_subs_stalled` | gauge, subscription labels | 1 when pending reached MaxInFlight |
+//! | `stanchion_raft_term` | gauge | clustered: current Raft term |
+//! | `stanchion_raft_last_log_index` | gauge | clustered: last entry in the node's log (-1: none) |
+//! | `stanchion_raft_commit_index` | gauge | clustered: highest index known committed |
+//! | `stanchion_raft_applied_index` | gauge | clustered: last entry applied to the store |
+//! | `stanchion_raft_leader_changes_total` | counter | clustered: new leaders seen |
+//! | `stanchion_raft_replication_lag_entries` | gauge, `peer` | clustered, on the leader: entries each other node is behind |
 //!
-//! None has labels but the last. The histograms are read from the
+//! None has labels but the stalled and lag gauges. The histograms are read from the
 //! lock-free [`Buckets`] the server observes into; their `_count` is also
 //! the number of batches / flushes.
 //!
@@ -88,6 +94,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::cluster::RaftSample;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -352,6 +359,45 @@ fn stanchion_families(reg: &Families, view: &ServerView) -> prometheus::Result<(
         "Times the NATS connection was re-established after a disconnect",
         load(&stats.reconnects),
     )?;
+    if let Some(raft) = view.raft_status() {
+        raft_families(reg, &raft.sample())?;
+    }
+    Ok(())
+}
+
+/// A clustered node's Raft: indexes are -1 while there is none.
+fn raft_families(reg: &Families, s: &RaftSample) -> prometheus::Result<()> {
+    let index = |i: Option<u64>| i.map_or(-1, gauge);
+    reg.gauge("stanchion_raft_term", "Current Raft term", gauge(s.term))?;
+    reg.gauge(
+        "stanchion_raft_last_log_index",
+        "Index of the last entry in this node's Raft log",
+        index(s.last_log_index),
+    )?;
+    reg.gauge(
+        "stanchion_raft_commit_index",
+        "Highest Raft log index known committed",
+        index(s.commit_index),
+    )?;
+    reg.gauge(
+        "stanchion_raft_applied_index",
+        "Index of the last Raft entry applied to this node's store",
+        index(s.applied_index),
+    )?;
+    reg.counter(
+        "stanchion_raft_leader_changes_total",
+        "Times this node saw a new Raft leader",
+        s.leader_changes,
+    )?;
+    let lag = reg.gauge_vec(
+        "stanchion_raft_replication_lag_entries",
+        "On the leader: entries each other node is behind the leader's log",
+        &["peer"],
+    )?;
+    for (peer, behind) in &s.lag {
+        lag.get_metric_with_label_values(&[peer])?
+            .set(gauge(*behind));
+    }
     Ok(())
 }
 

@@ -16,13 +16,17 @@ use super::view::{Phase, Query, Role, ServerView};
 use super::{connect_nats, finish, load_server_info, requests, subjects_of, ServerError};
 use crate::cluster::join;
 use crate::cluster::network::{self, NatsNetwork};
-use crate::cluster::{node_id, ClusterNode, LogStore, Raft, ReplicatedStore, StateMachine};
+use crate::cluster::{
+    node_id, ClusterNode, LogStore, Raft, RaftStatus, ReplicatedStore, StateMachine,
+};
 use crate::config::{ClusterStart, Config};
 use crate::store::Store;
 
-/// Raft timing from the configuration: a follower stands for election
-/// after one to one and a half election timers of silence, and the leader
-/// sends heartbeats four times per timer. A snapshot every 8,192 entries
+/// Raft timing from the configuration. openraft lets a follower stand for
+/// election after its leader's lease (1.5 timers) and one randomized timer
+/// (1 to 1.5) of silence: 1.5 to 1.8 s with the default 600 ms, where
+/// NSS's defaults take 4 to 6 s. The leader sends heartbeats four times per
+/// timer. A snapshot every 8,192 entries
 /// (hashicorp/raft's threshold, as NSS has it) keeps `cluster_trailing_logs`
 /// entries behind it.
 fn raft_config(config: &Config) -> Result<Arc<openraft::Config>, ServerError> {
@@ -86,9 +90,11 @@ pub(super) async fn run(
         .map_err(|e| ServerError::Cluster(format!("raft state in {}: {e}", dir.display())))?
         .syncing(config.cluster_sync);
     let network = NatsNetwork::new(raft_nats.clone(), &config.cluster_id);
+    let committed = log.committed();
     let raft = Raft::new(node_id(&name), raft_config(&config)?, network, log, sm)
         .await
         .map_err(|e| ServerError::Cluster(e.to_string()))?;
+    view.set_raft_status(Arc::new(RaftStatus::watch(raft.clone(), committed)));
     let _rpc = network::serve(raft.clone(), raft_nats.clone(), &config.cluster_id, &name)
         .await
         .map_err(|e| ServerError::Nats(format!("raft subscription: {e}")))?;

@@ -279,6 +279,8 @@ struct Inner {
     /// A clustered node's own store, for what serverz reports while the
     /// engine (which answers snapshots) runs only on the leader.
     local_store: OnceLock<Arc<dyn crate::store::Store>>,
+    /// A clustered node's Raft, for `/metrics`.
+    raft: OnceLock<Arc<crate::cluster::RaftStatus>>,
     server_id: String,
     cluster_id: String,
     started: SystemTime,
@@ -322,6 +324,7 @@ impl ServerView {
                 String::new()
             },
             local_store: OnceLock::new(),
+            raft: OnceLock::new(),
             server_id: nuid::next().to_string(),
             cluster_id: config.cluster_id.clone(),
             started: SystemTime::now(),
@@ -429,6 +432,16 @@ impl ServerView {
     /// A clustered node's own store (set once it is open).
     pub fn local_store(&self) -> Option<&Arc<dyn crate::store::Store>> {
         self.inner.local_store.get()
+    }
+
+    /// A clustered node's Raft (set once it runs).
+    pub fn raft_status(&self) -> Option<&Arc<crate::cluster::RaftStatus>> {
+        self.inner.raft.get()
+    }
+
+    /// Records a clustered node's Raft.
+    pub(crate) fn set_raft_status(&self, status: Arc<crate::cluster::RaftStatus>) {
+        let _ = self.inner.raft.set(status);
     }
 
     /// Records a clustered node's own store.
