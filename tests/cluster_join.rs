@@ -141,6 +141,9 @@ async fn a_node_whose_raft_log_is_gone_sets_its_store_aside_and_catches_up() {
         .map(|(n, p)| node(&nats, dir.path(), n, *p, &peers))
         .collect();
     let first = leader(&ports, &[true; 3], Duration::from_secs(30)).await;
+    procs[first]
+        .wait_for_output_within("stanchion is ready", Duration::from_secs(20))
+        .await;
     let conn = client(&nats, "writer").await;
     let start = Instant::now();
     for i in 1..=30 {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::*;
 use prost::Message as _;
-use stanchion::cluster::network::{serve, NatsNetwork};
+use stanchion::cluster::network::{serve, Fetcher, NatsNetwork};
 use stanchion::cluster::{node_id, ClusterNode, LogStore, Op, Raft, StateMachine};
 use stanchion::protocol::pb::MsgProto;
 use stanchion::store::{MemoryStore, Store};
@@ -43,13 +43,17 @@ async fn node(nats: &Nats, name: &'static str) -> Node {
     let dir = tempfile::tempdir().unwrap();
     let log = LogStore::open(dir.path()).unwrap();
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let sm = StateMachine::open(store.clone(), log.db().clone()).unwrap();
     let nc = nats.client().await;
+    let sm = StateMachine::open(store.clone(), log.db().clone())
+        .unwrap()
+        .fetching(Fetcher::new(nc.clone(), CLUSTER, node_id(name)));
     let network = NatsNetwork::new(nc.clone(), CLUSTER);
     let raft = Raft::new(node_id(name), raft_config(), network, log, sm)
         .await
         .unwrap();
-    let server = serve(raft.clone(), nc, CLUSTER, name).await.unwrap();
+    let server = serve(raft.clone(), store.clone(), nc, CLUSTER, name)
+        .await
+        .unwrap();
     Node {
         name,
         raft,

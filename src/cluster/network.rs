@@ -1,6 +1,7 @@
 //! Raft's RPCs as NATS requests, so nodes need nothing but their NATS
 //! connection: node `N` of cluster `C` answers on `_STAN.raft.C.N.vote`,
-//! `.append` and `.snapshot`; bodies are MessagePack.
+//! `.append` and `.snapshot`, and on `.msgs` with messages of its store
+//! for a node installing a snapshot ([`Fetcher`]); bodies are MessagePack.
 //!
 //! An AppendEntries larger than nats-server's max_payload is refused
 //! before it is sent, with openraft's "payload too large" and a hint, and
@@ -19,11 +20,15 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
+use prost::Message as _;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio_util::task::AbortOnDropHandle;
 
+use super::snapshot::MessageSource;
 use super::{decode, encode, ClusterNode, NodeId, Raft, TypeConfig};
+use crate::protocol::pb::MsgProto;
+use crate::store::Store;
 
 /// The subject prefix of a cluster's Raft traffic.
 pub fn prefix(cluster_id: &str) -> String {
@@ -150,12 +155,14 @@ impl RaftNetwork<TypeConfig> for NatsConnection {
     }
 }
 
-/// Answers the RPCs addressed to node `name` until the handle is dropped.
+/// Answers the RPCs addressed to node `name`, and requests for messages of
+/// `store`, until the handle is dropped.
 ///
 /// # Errors
 /// When the subscription cannot be made.
 pub async fn serve(
     raft: Raft,
+    store: std::sync::Arc<dyn Store>,
     nats: async_nats::Client,
     cluster_id: &str,
     name: &str,
@@ -171,13 +178,21 @@ pub async fn serve(
             let Some(reply) = m.reply.clone() else {
                 continue;
             };
-            let (raft, nats) = (raft.clone(), nats.clone());
+            let (raft, nats, store) = (raft.clone(), nats.clone(), store.clone());
             handlers.spawn(async move {
                 let rpc = m.subject.rsplit('.').next().unwrap_or_default().to_string();
                 let answer = match rpc.as_str() {
                     "append" => handle(&m.payload, |r| raft.append_entries(r)).await,
                     "vote" => handle(&m.payload, |r| raft.vote(r)).await,
                     "snapshot" => handle(&m.payload, |r| raft.install_snapshot(r)).await,
+                    "msgs" => {
+                        let payload = m.payload.clone();
+                        let max = nats.server_info().max_payload;
+                        tokio::task::spawn_blocking(move || messages(&*store, &payload, max))
+                            .await
+                            .ok()
+                            .flatten()
+                    }
                     _ => None,
                 };
                 match answer {
@@ -205,4 +220,121 @@ where
 {
     let req: Req = decode(payload).ok()?;
     encode(&run(req).await).ok()
+}
+
+/// What a reply to a `.msgs` request holds at most, well under any
+/// nats-server's max_payload.
+const MSGS_REPLY_BYTES: usize = 256 * 1024;
+
+/// Answers a `.msgs` request `(channel, from, to)`: the stored messages of
+/// `from..=to` that fit a reply, or why not. Blocking.
+fn messages(store: &dyn Store, payload: &[u8], max_payload: usize) -> Option<Vec<u8>> {
+    let (channel, from, to): (String, u64, u64) = decode(payload).ok()?;
+    let answer = (|| -> Result<Vec<bytes::Bytes>, String> {
+        if !store
+            .channel_names()
+            .map_err(|e| e.to_string())?
+            .contains(&channel)
+        {
+            return Err(format!("no channel {channel}"));
+        }
+        let c = store.open_channel(&channel).map_err(|e| e.to_string())?;
+        if c.state().last < to {
+            return Err(format!("behind: has {channel} up to {}", c.state().last));
+        }
+        let budget = MSGS_REPLY_BYTES.min(max_payload / 2);
+        let mut out = Vec::new();
+        let mut size = 0;
+        let mut next = from;
+        'pages: while next <= to {
+            let page = c.range(next, 256).map_err(|e| e.to_string())?;
+            if page.is_empty() {
+                break;
+            }
+            for m in page {
+                if m.sequence > to || (size > 0 && size + m.encoded_len() > budget) {
+                    break 'pages;
+                }
+                next = m.sequence + 1;
+                let raw = bytes::Bytes::from(prost::Message::encode_to_vec(&m));
+                size += raw.len();
+                out.push(raw);
+            }
+        }
+        Ok(out)
+    })();
+    encode(&answer).ok()
+}
+
+/// Makes the [`MessageSource`] a snapshot install reads from: the other
+/// nodes of the snapshot's membership over NATS, the one that led at the
+/// snapshot's index first.
+#[derive(Clone)]
+pub struct Fetcher {
+    nats: async_nats::Client,
+    prefix: String,
+    me: NodeId,
+}
+
+impl Fetcher {
+    /// Fetches for node `me` of cluster `cluster_id`.
+    pub fn new(nats: async_nats::Client, cluster_id: &str, me: NodeId) -> Fetcher {
+        Fetcher {
+            nats,
+            prefix: prefix(cluster_id),
+            me,
+        }
+    }
+
+    /// The source for installing the snapshot of `meta`.
+    pub fn source(&self, meta: &openraft::SnapshotMeta<NodeId, ClusterNode>) -> NatsSource {
+        let members = meta.last_membership.membership();
+        let leader = meta.last_log_id.map(|l| l.leader_id.node_id);
+        let mut nodes: Vec<(NodeId, String)> = members
+            .nodes()
+            .filter(|(id, _)| **id != self.me)
+            .map(|(id, n)| (*id, n.name.clone()))
+            .collect();
+        nodes.sort_by_key(|(id, _)| Some(*id) != leader);
+        NatsSource {
+            nats: self.nats.clone(),
+            subjects: nodes
+                .into_iter()
+                .map(|(_, name)| format!("{}.{name}.msgs", self.prefix))
+                .collect(),
+        }
+    }
+}
+
+/// Messages from other nodes, asked in turn until one gives them.
+pub struct NatsSource {
+    nats: async_nats::Client,
+    subjects: Vec<String>,
+}
+
+impl MessageSource for NatsSource {
+    fn fetch(&self, channel: &str, from: u64, to: u64) -> Result<Vec<MsgProto>, String> {
+        let body = encode(&(channel, from, to)).map_err(|e| e.to_string())?;
+        let handle = tokio::runtime::Handle::try_current().map_err(|e| e.to_string())?;
+        let mut why = "no other node".to_string();
+        for subject in &self.subjects {
+            let request = self.nats.request(subject.clone(), body.clone().into());
+            let reply = handle.block_on(tokio::time::timeout(Duration::from_secs(10), request));
+            let answer: Result<Vec<bytes::Bytes>, String> = match reply {
+                Ok(Ok(reply)) => decode(&reply.payload).unwrap_or_else(|e| Err(e.to_string())),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("timed out".into()),
+            };
+            match answer {
+                Ok(raw) => {
+                    return raw
+                        .into_iter()
+                        .map(|b| MsgProto::decode(b).map_err(|e| e.to_string()))
+                        .collect();
+                }
+                Err(e) => why = format!("{subject}: {e}"),
+            }
+        }
+        Err(why)
+    }
 }

@@ -6,9 +6,10 @@
 //! `cluster_sync` that happens after every batch of entries; without it,
 //! at most every [`LAZY_FLUSH`]: entries are durable in the Raft log of a
 //! majority before they are applied, and a node that restarts applies the
-//! ones after its saved point again. Snapshots
-//! are the whole store ([`super::snapshot`]), taken under the same lock as
-//! applying, so a snapshot is the state at exactly its index.
+//! ones after its saved point again. Snapshots are the store's image
+//! without its messages ([`super::snapshot`]), taken under the same lock as
+//! applying, so a snapshot is the state at exactly its index; installing
+//! one fetches the messages this node lacks from the others.
 
 use std::io::Cursor;
 use std::sync::{Arc, Mutex};
@@ -19,8 +20,9 @@ use openraft::{
     StorageIOError, StoredMembership,
 };
 
+use super::network::Fetcher;
 use super::op::Applier;
-use super::snapshot::{dump, restore, Dump};
+use super::snapshot::{install, take, Image, MessageSource};
 use super::{decode, encode, Applied, ClusterNode, NodeId, TypeConfig};
 use crate::store::Store;
 
@@ -52,6 +54,8 @@ struct Inner {
     /// Flush after every batch (`cluster_sync`), else every [`LAZY_FLUSH`].
     sync: bool,
     flushed_at: std::time::Instant,
+    /// Where an installed snapshot's messages come from.
+    fetcher: Option<Fetcher>,
 }
 
 impl Inner {
@@ -104,6 +108,7 @@ impl StateMachine {
                 point,
                 sync: true,
                 flushed_at: std::time::Instant::now(),
+                fetcher: None,
             })),
             records,
             db,
@@ -115,6 +120,14 @@ impl StateMachine {
     #[must_use]
     pub fn syncing(self, sync: bool) -> StateMachine {
         self.lock().sync = sync;
+        self
+    }
+
+    /// Installs snapshots with messages fetched by `fetcher`; without one,
+    /// only snapshots of channels without messages install.
+    #[must_use]
+    pub fn fetching(self, fetcher: Fetcher) -> StateMachine {
+        self.lock().fetcher = Some(fetcher);
         self
     }
 
@@ -160,7 +173,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             .blocking(|inner, records| {
                 // The log behind a snapshot may go: the point must be saved.
                 inner.checkpoint(records, true)?;
-                let data = encode(&dump(inner.applier.store().as_ref()).map_err(read_err)?)
+                let data = encode(&take(inner.applier.store().as_ref()).map_err(read_err)?)
                     .map_err(read_err)?;
                 let last = inner.point.last;
                 let meta = SnapshotMeta {
@@ -243,8 +256,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let meta = meta.clone();
         let data = snapshot.into_inner();
         self.blocking(move |inner, records| {
-            let taken: Dump = decode(&data).map_err(read_err)?;
-            restore(inner.applier.store().as_ref(), &taken).map_err(sm_err)?;
+            let image: Image = decode(&data).map_err(read_err)?;
+            let source: Box<dyn MessageSource> = match &inner.fetcher {
+                Some(f) => Box::new(f.source(&meta)),
+                None => Box::new(NoSource),
+            };
+            install(inner.applier.store().as_ref(), &image, &*source).map_err(sm_err)?;
             inner.applier = Applier::new(inner.applier.store().clone());
             inner.flushed_at = std::time::Instant::now();
             inner.point = AppliedPoint {
@@ -270,6 +287,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             meta: stored.meta,
             snapshot: Box::new(Cursor::new(stored.data)),
         }))
+    }
+}
+
+/// The source of a state machine without a [`Fetcher`].
+struct NoSource;
+
+impl MessageSource for NoSource {
+    fn fetch(&self, _: &str, _: u64, _: u64) -> Result<Vec<crate::protocol::pb::MsgProto>, String> {
+        Err("this node fetches no messages".into())
     }
 }
 

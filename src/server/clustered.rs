@@ -15,7 +15,7 @@ use tokio_util::task::TaskTracker;
 use super::view::{Phase, Query, Role, ServerView};
 use super::{connect_nats, finish, load_server_info, requests, subjects_of, ServerError};
 use crate::cluster::join;
-use crate::cluster::network::{self, NatsNetwork};
+use crate::cluster::network::{self, Fetcher, NatsNetwork};
 use crate::cluster::{
     node_id, ClusterNode, LogStore, Raft, RaftStatus, ReplicatedStore, StateMachine,
 };
@@ -88,16 +88,27 @@ pub(super) async fn run(
     let local_store = local.store.clone();
     let sm = StateMachine::open(local_store.clone(), log.db().clone())
         .map_err(|e| ServerError::Cluster(format!("raft state in {}: {e}", dir.display())))?
-        .syncing(config.cluster_sync);
+        .syncing(config.cluster_sync)
+        .fetching(Fetcher::new(
+            raft_nats.clone(),
+            &config.cluster_id,
+            node_id(&name),
+        ));
     let network = NatsNetwork::new(raft_nats.clone(), &config.cluster_id);
     let committed = log.committed();
     let raft = Raft::new(node_id(&name), raft_config(&config)?, network, log, sm)
         .await
         .map_err(|e| ServerError::Cluster(e.to_string()))?;
     view.set_raft_status(Arc::new(RaftStatus::watch(raft.clone(), committed)));
-    let _rpc = network::serve(raft.clone(), raft_nats.clone(), &config.cluster_id, &name)
-        .await
-        .map_err(|e| ServerError::Nats(format!("raft subscription: {e}")))?;
+    let _rpc = network::serve(
+        raft.clone(),
+        local_store.clone(),
+        raft_nats.clone(),
+        &config.cluster_id,
+        &name,
+    )
+    .await
+    .map_err(|e| ServerError::Nats(format!("raft subscription: {e}")))?;
     let _joins = join::serve_joins(raft.clone(), raft_nats.clone(), &config.cluster_id)
         .await
         .map_err(|e| ServerError::Nats(format!("raft join subscription: {e}")))?;
