@@ -338,7 +338,12 @@ async fn serverz(State(view): State<ServerView>, Query(params): Params) -> Respo
         Ok(s) => (s.client_count, s.channels),
         Err(_) if standby => (0, Vec::new()),
         Err(e) => match view.local_store().cloned() {
-            Some(store) => match tokio::task::spawn_blocking(move || count_store(&*store)).await {
+            Some(store) => match tokio::task::spawn_blocking({
+                let overhead = record_overhead(view.store());
+                move || count_store(&*store, overhead)
+            })
+            .await
+            {
                 Ok(Ok(c)) => {
                     counted = Some(c);
                     (counted.as_ref().map_or(0, |c| c.clients), Vec::new())
@@ -398,7 +403,16 @@ struct Counted {
     bytes: u64,
 }
 
-fn count_store(store: &dyn crate::store::Store) -> crate::store::Result<Counted> {
+/// Bytes a stored message counts beyond its encoding, as the engine
+/// counts them (NSS's file-store record overhead).
+fn record_overhead(kind: crate::config::StoreKind) -> u64 {
+    match kind {
+        crate::config::StoreKind::Sled => crate::server::FILE_RECORD_OVERHEAD,
+        crate::config::StoreKind::Memory => 0,
+    }
+}
+
+fn count_store(store: &dyn crate::store::Store, overhead: u64) -> crate::store::Result<Counted> {
     let names = store.channel_names()?;
     let mut counted = Counted {
         clients: store.clients()?.len(),
@@ -411,7 +425,7 @@ fn count_store(store: &dyn crate::store::Store) -> crate::store::Result<Counted>
         let c = store.open_channel(&name)?;
         let st = c.state();
         counted.msgs += st.msgs;
-        counted.bytes += st.bytes;
+        counted.bytes += st.bytes + overhead * st.msgs;
         counted.subs += c.subs()?.len();
     }
     Ok(counted)

@@ -12,9 +12,14 @@ use super::{Nats, Proc};
 /// A clustered node `name` with its store in `dir/name`, monitoring on
 /// `port`, and `extra` flags (its peers, bootstrap, ...).
 pub fn node(nats: &Nats, dir: &Path, name: &str, port: u16, extra: &[&str]) -> Proc {
+    node_at(&nats.url(), dir, name, port, extra)
+}
+
+/// [`node`] joined to the nats-server at `url`.
+pub fn node_at(url: &str, dir: &Path, name: &str, port: u16, extra: &[&str]) -> Proc {
     let owned = [
         "--nats_server".to_string(),
-        nats.url(),
+        url.to_string(),
         "--dir".to_string(),
         dir.join(name).to_str().unwrap().to_string(),
         "--clustered".to_string(),

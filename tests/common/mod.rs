@@ -221,6 +221,28 @@ impl Nats {
         Self::start_with(Some(port), &[])
     }
 
+    /// Starts nats-server on `port` (a free one if `None`) as a member of a
+    /// NATS cluster: routes listen on `route_port` and dial `routes`.
+    pub fn start_routed(port: Option<u16>, route_port: u16, routes: &[u16]) -> Nats {
+        let listen = format!("nats://127.0.0.1:{route_port}");
+        let routes: Vec<String> = routes
+            .iter()
+            .map(|p| format!("nats://127.0.0.1:{p}"))
+            .collect();
+        let routes = routes.join(",");
+        Self::start_with(
+            port,
+            &[
+                "--cluster_name",
+                "faults",
+                "--cluster",
+                &listen,
+                "--routes",
+                &routes,
+            ],
+        )
+    }
+
     /// Starts nats-server with JetStream enabled, its store in a temp dir.
     pub fn start_jetstream() -> Nats {
         Self::start_with(None, &["-js"])

@@ -48,7 +48,7 @@ const BARRIER_DRAIN: usize = 1 << 20;
 
 /// What NSS's file store counts per message beyond its encoding: an 8-byte
 /// record header and a 32-byte index record (`msgRecordOverhead`).
-const FILE_RECORD_OVERHEAD: u64 = 40;
+pub(crate) const FILE_RECORD_OVERHEAD: u64 = 40;
 
 /// Depth of the liveness and probe report queues; reporters wait when full.
 const REPORTS: usize = 1024;
