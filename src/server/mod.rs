@@ -19,6 +19,7 @@ mod liveness;
 pub mod nats_connect;
 mod partitions;
 mod requests;
+mod stats;
 pub(crate) use requests::FILE_RECORD_OVERHEAD;
 mod subs;
 mod subscribe;

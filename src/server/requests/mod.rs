@@ -12,6 +12,7 @@
 //! channels idle for `max_inactivity`.
 
 mod idle;
+mod inputs;
 mod lifecycle;
 mod partitioned;
 mod probe;
@@ -20,7 +21,7 @@ mod subscriptions;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use async_nats::{Message, Subject, Subscriber};
+use async_nats::{Message, Subject};
 use bytes::Bytes;
 use futures::{FutureExt, StreamExt};
 use prost::Message as _;
@@ -39,6 +40,7 @@ use crate::config::Config;
 use crate::protocol::pb::{Ack, PubAck, PubMsg};
 use crate::protocol::{errors, is_valid_channel, Subjects};
 use crate::store::{ChannelStore, RecoveredSub, Store};
+use inputs::{foreign_ack_inboxes, Inputs};
 use lifecycle::DupProbe;
 
 /// Most queued publishes/acks routed ahead of a close-type request. Bounds
@@ -111,23 +113,6 @@ enum Input {
     Unsubscribe(Message),
     SubClose(Message),
     Close(Message),
-}
-
-/// The NATS subscriptions the server serves.
-struct Inputs {
-    discover: Subscriber,
-    pings: Subscriber,
-    /// `<publish>.>`, or the first owned channel's when partitioned.
-    publish: Subscriber,
-    /// The other owned channels' publish subjects when partitioned.
-    more_publish: futures::stream::SelectAll<Subscriber>,
-    /// Acks under this server's prefix, plus the ack inboxes of imported
-    /// subscriptions that the reference server handed out.
-    acks: futures::stream::SelectAll<Subscriber>,
-    subscribe: Subscriber,
-    unsubscribe: Subscriber,
-    sub_close: Subscriber,
-    close: Subscriber,
 }
 
 /// Recovers channels, subscribes the STAN subjects and serves until
@@ -319,27 +304,6 @@ type Recovered = (
     Vec<(Arc<dyn ChannelStore>, Vec<RecoveredSub>)>,
 );
 
-/// The ack inboxes of online subscriptions that are not under this server's
-/// prefix: those an imported store kept from the reference server, which
-/// gives each subscription an inbox of its own. Their clients go on acking
-/// there.
-fn foreign_ack_inboxes(
-    channels: &[(Arc<dyn ChannelStore>, Vec<RecoveredSub>)],
-    ack_prefix: &str,
-) -> Vec<String> {
-    let own = format!("{ack_prefix}.");
-    let mut inboxes: Vec<String> = channels
-        .iter()
-        .flat_map(|(_, subs)| subs)
-        .filter(|s| !s.state.is_closed && !s.state.ack_inbox.is_empty())
-        .filter(|s| !s.state.ack_inbox.starts_with(&own))
-        .map(|s| s.state.ack_inbox.clone())
-        .collect();
-    inboxes.sort();
-    inboxes.dedup();
-    inboxes
-}
-
 /// Encodes a reply payload.
 fn encode(m: &impl prost::Message) -> Bytes {
     Bytes::from(m.encode_to_vec())
@@ -378,50 +342,6 @@ impl Dispatcher {
             self.lower_names.insert(name.to_lowercase(), name.clone());
             self.channels.insert(name, handle);
         }
-    }
-
-    async fn subscribe_all(
-        &self,
-        ack_prefix: &str,
-        foreign: &[String],
-    ) -> Result<Inputs, ServerError> {
-        let sub = |subject: String| {
-            let nats = self.nats.clone();
-            async move {
-                nats.subscribe(subject.clone())
-                    .await
-                    .map_err(|e| ServerError::Nats(format!("subscribe {subject}: {e}")))
-            }
-        };
-        let s = &self.subjects;
-        // Partitioned: the owned channels only (patterns work as subjects).
-        let mut publish = Vec::new();
-        if self.config.partitioning {
-            for (pattern, _) in self.ctx.limits.channels() {
-                publish.push(sub(format!("{}.{pattern}", s.publish)).await?);
-            }
-        }
-        let first_publish = match publish.is_empty() {
-            true => sub(format!("{}.>", s.publish)).await?,
-            false => publish.remove(0),
-        };
-        Ok(Inputs {
-            discover: sub(s.discover.clone()).await?,
-            pings: sub(s.pings.clone()).await?,
-            publish: first_publish,
-            more_publish: futures::stream::select_all(publish),
-            acks: {
-                let mut acks = vec![sub(format!("{ack_prefix}.*")).await?];
-                for inbox in foreign {
-                    acks.push(sub(inbox.clone()).await?);
-                }
-                futures::stream::select_all(acks)
-            },
-            subscribe: sub(s.subscribe.clone()).await?,
-            unsubscribe: sub(s.unsubscribe.clone()).await?,
-            sub_close: sub(s.sub_close.clone()).await?,
-            close: sub(s.close.clone()).await?,
-        })
     }
 
     /// Handles the Close requests already received before a connect (or a
