@@ -1,5 +1,7 @@
-//! `deploy/docker-compose.yml`: the stanchion service as the [`Container`]
-//! it runs, its link to the nats service, its volume, port and healthcheck.
+//! The compose files (`deploy/docker-compose*.yml`): each stanchion service
+//! as the [`Container`] it runs, its link to its nats service, its volume,
+//! port and healthcheck. What only the cluster file has is in
+//! `cluster_compose`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -7,15 +9,17 @@ use std::path::Path;
 use yaml_rust2::Yaml;
 
 use crate::dockerfile::{healthcheck_port, image_argv, image_env, image_workdir};
-use crate::files::{announced_cluster_id, load_yaml, read, scalar, strings, COMPOSE};
+use crate::files::{announced_cluster_id, load_yaml, read, scalar, strings, COMPOSE_FILES};
 use crate::kubernetes::is_stanchion_image;
+use crate::nats_server::client_port;
 use crate::settings::{listens_everywhere, monitoring_port, url_host_port, Container};
 
-pub(crate) fn compose() -> Yaml {
-    load_yaml(COMPOSE)
+/// The compose file `rel`, parsed.
+pub(crate) fn compose(rel: &str) -> Yaml {
+    load_yaml(rel)
         .into_iter()
         .next()
-        .expect("empty compose file")
+        .unwrap_or_else(|| panic!("{rel}: empty compose file"))
 }
 
 pub(crate) fn compose_env(svc: &Yaml) -> BTreeMap<String, String> {
@@ -46,30 +50,17 @@ fn compose_words(y: &Yaml) -> Option<Vec<String>> {
     Some(words).filter(|w: &Vec<String>| !w.is_empty())
 }
 
-/// The value of a nats-server flag (`--port 4222`, `--port=4222`, `-p 4222`).
-fn flag_value(args: &[String], names: &[&str]) -> Option<String> {
-    args.iter().enumerate().find_map(|(i, a)| {
-        let (flag, value) = match a.split_once('=') {
-            Some((f, v)) => (f, Some(v.to_string())),
-            None => (a.as_str(), args.get(i + 1).cloned()),
-        };
-        names
-            .contains(&flag.trim_start_matches('-'))
-            .then_some(value)?
-    })
-}
-
 /// The stanchion service as it runs: the image's `ENV` then its
 /// `environment`, `entrypoint`/`command` over the image's, `working_dir`.
-fn compose_container(name: &str, svc: &Yaml) -> Container {
+pub(crate) fn compose_container(rel: &str, name: &str, svc: &Yaml) -> Container {
     assert!(
         svc["env_file"].is_badvalue() && svc["configs"].is_badvalue(),
-        "{name}: env_file and configs are not modelled by tests/deploy"
+        "{rel}: {name}: env_file and configs are not modelled by tests/deploy"
     );
     let mut env: Vec<(String, String)> = image_env().into_iter().collect();
     env.extend(compose_env(svc));
     Container {
-        name: format!("{COMPOSE}: {name}"),
+        name: format!("{rel}: {name}"),
         argv: image_argv(
             compose_words(&svc["entrypoint"]),
             compose_words(&svc["command"]),
@@ -83,35 +74,67 @@ fn compose_container(name: &str, svc: &Yaml) -> Container {
     }
 }
 
-fn compose_stanchion(doc: &Yaml) -> (String, &Yaml) {
+/// The services that run stanchion (its image, or a build), by name.
+pub(crate) fn compose_stanchions(doc: &Yaml) -> Vec<(String, &Yaml)> {
     let services = doc["services"]
         .as_hash()
         .expect("compose file without services");
-    let found: Vec<(String, &Yaml)> = services
+    services
         .iter()
         .filter(|(_, s)| {
             s["image"].as_str().is_some_and(is_stanchion_image) || !s["build"].is_badvalue()
         })
         .map(|(k, s)| (k.as_str().unwrap().to_string(), s))
-        .collect();
-    assert_eq!(
-        found.len(),
-        1,
-        "expected one stanchion service in {COMPOSE}"
-    );
-    found.into_iter().next().unwrap()
+        .collect()
+}
+
+/// Every stanchion service of every compose file: (file, document, name).
+fn every_stanchion() -> Vec<(&'static str, Yaml, String)> {
+    let mut out = Vec::new();
+    for rel in COMPOSE_FILES {
+        let doc = compose(rel);
+        let names: Vec<String> = compose_stanchions(&doc)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert!(!names.is_empty(), "{rel}: no stanchion service");
+        out.extend(names.into_iter().map(|n| (rel, doc.clone(), n)));
+    }
+    out
+}
+
+#[test]
+fn compose_runs_one_stanchion_per_cluster_id_unless_clustered() {
+    for rel in COMPOSE_FILES {
+        let doc = compose(rel);
+        let mut unclustered = BTreeMap::new();
+        for (name, svc) in compose_stanchions(&doc) {
+            let config = compose_container(rel, &name, svc).load().config;
+            if config.clustered {
+                continue;
+            }
+            if let Some(other) = unclustered.insert(config.cluster_id.clone(), name.clone()) {
+                panic!("{rel}: {other} and {name} both serve {}", config.cluster_id);
+            }
+        }
+    }
 }
 
 #[test]
 fn compose_stanchion_reaches_the_nats_service() {
-    let doc = compose();
-    let (service, svc) = compose_stanchion(&doc);
-    let container = compose_container(&service, svc);
+    for (rel, doc, service) in every_stanchion() {
+        let svc = &doc["services"][service.as_str()];
+        reaches_the_nats_service(rel, &doc, &service, svc);
+    }
+}
+
+fn reaches_the_nats_service(rel: &str, doc: &Yaml, service: &str, svc: &Yaml) {
+    let container = compose_container(rel, service, svc);
     let name = &container.name;
     let config = container.load().config;
     assert_eq!(
         Some(config.cluster_id.as_str()),
-        announced_cluster_id(&read(COMPOSE)).as_deref(),
+        announced_cluster_id(&read(rel)).as_deref(),
         "{name}: the cluster ID the header tells clients to use"
     );
     for url in config.nats_server.split(',') {
@@ -121,9 +144,7 @@ fn compose_stanchion_reaches_the_nats_service() {
             !nats.is_badvalue(),
             "{name}: {url} names no compose service"
         );
-        let nats_port = flag_value(&strings(&nats["command"]), &["p", "port"])
-            .map(|v| v.parse::<u16>().unwrap())
-            .unwrap_or(4222);
+        let nats_port = client_port(&strings(&nats["command"]));
         assert_eq!(port, nats_port, "{url} vs the {host} service's client port");
         let depends = &svc["depends_on"];
         let listed = match depends {
@@ -148,9 +169,14 @@ fn compose_stanchion_reaches_the_nats_service() {
 
 #[test]
 fn compose_volume_port_and_healthcheck() {
-    let doc = compose();
-    let (service, svc) = compose_stanchion(&doc);
-    let container = compose_container(&service, svc);
+    for (rel, doc, service) in every_stanchion() {
+        let svc = &doc["services"][service.as_str()];
+        volume_port_and_healthcheck(rel, &doc, &service, svc);
+    }
+}
+
+fn volume_port_and_healthcheck(rel: &str, doc: &Yaml, service: &str, svc: &Yaml) {
+    let container = compose_container(rel, service, svc);
     let name = &container.name;
     let r = container.load();
     assert!(r.warnings.is_empty(), "{name}: {:?}", r.warnings);

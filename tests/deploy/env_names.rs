@@ -6,8 +6,8 @@ use std::process::Command;
 
 use crate::compose::{compose, compose_env};
 use crate::dockerfile::image_env;
-use crate::files::{all_manifests, read, COMPOSE, DOCKER_RUN};
-use crate::kubernetes::{container_env, pod_containers};
+use crate::files::{all_manifests, read, COMPOSE_FILES, DOCKER_RUN};
+use crate::kubernetes::{container_env, pod_containers, pod_name};
 
 /// The `STANCHION_*` names stanchion reads (the configuration contract).
 /// `env_names_appear_in_stanchion_help` checks the used ones against the
@@ -21,7 +21,11 @@ const KNOWN_ENV: &str = "\
     STANCHION_HB_TIMEOUT STANCHION_HB_FAIL_COUNT STANCHION_MAX_CHANNELS STANCHION_MAX_SUBS \
     STANCHION_MAX_MSGS STANCHION_MAX_BYTES STANCHION_REPLACE_DURABLE STANCHION_IO_BATCH_SIZE \
     STANCHION_STAN_DEBUG STANCHION_STAN_TRACE STANCHION_CONFIG STANCHION_SECURE \
-    STANCHION_TLS_SERVER_NAME STANCHION_TLS_INSECURE STANCHION_CONNECTION_NAME";
+    STANCHION_TLS_SERVER_NAME STANCHION_TLS_INSECURE STANCHION_CONNECTION_NAME \
+    STANCHION_FT_GROUP STANCHION_PARTITIONING STANCHION_CLUSTERED STANCHION_CLUSTER_NODE_ID \
+    STANCHION_CLUSTER_PEERS STANCHION_CLUSTER_LOG_PATH STANCHION_CLUSTER_BOOTSTRAP \
+    STANCHION_CLUSTER_SYNC STANCHION_CLUSTER_RAFT_LOGGING STANCHION_CLUSTER_TRAILING_LOGS \
+    STANCHION_CLUSTER_RAFT_HEARTBEAT_TIMEOUT STANCHION_CLUSTER_RAFT_ELECTION_TIMEOUT";
 
 /// Every `STANCHION_*` name the deployment files set, with where.
 fn used_env_names() -> BTreeMap<String, String> {
@@ -29,15 +33,17 @@ fn used_env_names() -> BTreeMap<String, String> {
     for m in all_manifests() {
         for w in m.workloads() {
             for c in pod_containers(&w["spec"]["template"]["spec"]) {
-                for (name, _) in container_env(&m, w, c) {
+                for (name, _) in container_env(&m, c, &pod_name(w, 0)) {
                     used.insert(name, m.path.clone());
                 }
             }
         }
     }
-    for (_, svc) in compose()["services"].as_hash().unwrap() {
-        for name in compose_env(svc).into_keys() {
-            used.insert(name, COMPOSE.to_string());
+    for rel in COMPOSE_FILES {
+        for (_, svc) in compose(rel)["services"].as_hash().unwrap() {
+            for name in compose_env(svc).into_keys() {
+                used.insert(name, rel.to_string());
+            }
         }
     }
     for name in image_env().into_keys() {

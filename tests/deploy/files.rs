@@ -10,7 +10,11 @@ use yaml_rust2::{Yaml, YamlLoader};
 
 pub(crate) const SIDECAR: &str = "deploy/kubernetes/sidecar.yaml";
 pub(crate) const DROPIN: &str = "deploy/kubernetes/stan-helm-dropin.yaml";
+pub(crate) const CLUSTER: &str = "deploy/kubernetes/cluster.yaml";
 pub(crate) const COMPOSE: &str = "deploy/docker-compose.yml";
+pub(crate) const COMPOSE_CLUSTER: &str = "deploy/docker-compose.cluster.yml";
+/// Every compose file; each is checked as [`COMPOSE`] is.
+pub(crate) const COMPOSE_FILES: [&str; 2] = [COMPOSE, COMPOSE_CLUSTER];
 pub(crate) const DOCKER_RUN: &str = "deploy/docker-run.md";
 
 fn root() -> PathBuf {

@@ -4,8 +4,10 @@
 //! volumes), and the checks all manifests must pass (probes, ports, store
 //! volume, config shadowing, warnings, pod user, Services).
 //!
-//! Checks of one manifest only are in `sidecar` and `dropin`.
+//! Checks of one manifest only are in `sidecar`, `dropin` and
+//! `cluster_k8s`.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use stanchion::config::StoreKind;
@@ -13,25 +15,28 @@ use yaml_rust2::Yaml;
 
 use crate::dockerfile::{image_argv, image_env, image_user, image_workdir};
 use crate::files::{
-    all_manifests, manifest_paths, port_number, scalar, seq, strings, Manifest, DROPIN, SIDECAR,
+    all_manifests, manifest_paths, port_number, scalar, seq, strings, Manifest, CLUSTER, DROPIN,
+    SIDECAR,
 };
 use crate::settings::{listens_everywhere, monitoring_port, Container, Resolved};
 
-/// The name of the workload's (first) pod: what `metadata.name` and
-/// `HOSTNAME` are in it.
-fn pod_name(w: &Yaml) -> String {
+/// The name of the workload's pod number `ordinal`: what `metadata.name`
+/// and `HOSTNAME` are in it. A StatefulSet's are `<name>-<ordinal>`, which
+/// clustered nodes take as their node IDs.
+pub(crate) fn pod_name(w: &Yaml, ordinal: usize) -> String {
     let name = w["metadata"]["name"].as_str().unwrap_or("pod");
     match w["kind"].as_str() {
-        Some("StatefulSet") => format!("{name}-0"),
-        _ => format!("{name}-5d9c7b8f6-x2x7q"),
+        Some("StatefulSet") => format!("{name}-{ordinal}"),
+        _ => format!("{name}-5d9c7b8f6-x2x7{ordinal}"),
     }
 }
 
-/// A container's environment in order, as Kubernetes sets it: literal
-/// `value`s, `fieldRef`s to the pod's name, namespace and IP (for a config
-/// file's `$POD_NAME`), `configMapKeyRef`s to a ConfigMap in the file; any
-/// other `valueFrom` (a Secret, another field) is "".
-pub(crate) fn container_env(m: &Manifest, w: &Yaml, c: &Yaml) -> Vec<(String, String)> {
+/// A container's environment in order, as Kubernetes sets it in the pod
+/// named `pod`: literal `value`s, `fieldRef`s to the pod's name, namespace
+/// and IP (a node ID, a config file's `$POD_NAME`), `configMapKeyRef`s to
+/// a ConfigMap in the file; any other `valueFrom` (a Secret, another
+/// field) is "".
+pub(crate) fn container_env(m: &Manifest, c: &Yaml, pod: &str) -> Vec<(String, String)> {
     assert!(
         c["envFrom"].is_badvalue(),
         "{}: envFrom is not modelled by tests/deploy",
@@ -47,7 +52,7 @@ pub(crate) fn container_env(m: &Manifest, w: &Yaml, c: &Yaml) -> Vec<(String, St
             let from = &e["valueFrom"];
             let value = if let Some(field) = from["fieldRef"]["fieldPath"].as_str() {
                 match field {
-                    "metadata.name" => pod_name(w),
+                    "metadata.name" => pod.to_string(),
                     "metadata.namespace" => "default".to_string(),
                     "status.podIP" => "10.1.2.3".to_string(),
                     _ => String::new(),
@@ -176,18 +181,29 @@ fn overrides(y: &Yaml) -> Option<Vec<String>> {
     Some(strings(y)).filter(|v| !v.is_empty())
 }
 
-/// The stanchion container of a manifest as it runs: the image's `ENV`,
-/// then `HOSTNAME` and the container's `env`; `command` and `args` over the
-/// image's `ENTRYPOINT` and `CMD`; its ConfigMap files; its `workingDir`.
+/// The stanchion container of a manifest's first pod as it runs.
 pub(crate) fn k8s_container(m: &Manifest) -> Container {
+    k8s_pod_container(m, 0)
+}
+
+/// The stanchion container of pod number `ordinal` as it runs: the
+/// image's `ENV`, then `HOSTNAME` and the container's `env`; `command` and
+/// `args` over the image's `ENTRYPOINT` and `CMD`; its ConfigMap files;
+/// its `workingDir`.
+pub(crate) fn k8s_pod_container(m: &Manifest, ordinal: usize) -> Container {
     let w = stanchion_workload(m);
     let pod = &w["spec"]["template"]["spec"];
     let c = stanchion_container(m, w);
+    let pod_name = pod_name(w, ordinal);
     let mut env: Vec<(String, String)> = image_env().into_iter().collect();
-    env.push(("HOSTNAME".to_string(), pod_name(w)));
-    env.extend(container_env(m, w, c));
+    env.push(("HOSTNAME".to_string(), pod_name.clone()));
+    env.extend(container_env(m, c, &pod_name));
     Container {
-        name: format!("{}: {}", m.path, c["name"].as_str().unwrap_or("?")),
+        name: format!(
+            "{}: {pod_name}: {}",
+            m.path,
+            c["name"].as_str().unwrap_or("?")
+        ),
         argv: image_argv(overrides(&c["command"]), overrides(&c["args"])),
         env,
         files: config_map_files(m, pod, c),
@@ -224,6 +240,25 @@ pub(crate) fn resolve_container_port(c: &Yaml, port: &Yaml) -> Option<u16> {
 
 pub(crate) fn probe_path(c: &Yaml, probe: &str) -> Option<String> {
     scalar(&c[probe]["httpGet"]["path"])
+}
+
+/// The container that declares each port of a workload's pod, panicking
+/// when two do: they share the pod's network namespace.
+pub(crate) fn pod_port_owners(m: &Manifest, w: &Yaml) -> BTreeMap<u16, String> {
+    let mut seen = BTreeMap::new();
+    for c in pod_containers(&w["spec"]["template"]["spec"]) {
+        for p in seq(&c["ports"]) {
+            let n = port_number(&p["containerPort"]).unwrap();
+            let name = c["name"].as_str().unwrap().to_string();
+            if let Some(other) = seen.insert(n, name.clone()) {
+                panic!(
+                    "{}: port {n} is declared by both {other} and {name}",
+                    m.path
+                );
+            }
+        }
+    }
+    seen
 }
 
 #[test]
@@ -277,7 +312,7 @@ spec:
 #[test]
 fn k8s_manifests_parse_and_run_stanchion() {
     let paths = manifest_paths();
-    for expected in [SIDECAR, DROPIN] {
+    for expected in [SIDECAR, DROPIN, CLUSTER] {
         assert!(
             paths.iter().any(|p| p == expected),
             "{expected} missing: {paths:?}"
@@ -299,12 +334,15 @@ fn k8s_manifests_parse_and_run_stanchion() {
             "{}: stanchion's workload",
             m.path
         );
-        assert_eq!(
-            w["spec"]["replicas"].as_i64(),
-            Some(1),
-            "{}: one stanchion per cluster ID",
-            m.path
-        );
+        // A clustered one's count is `cluster_k8s`'s to check.
+        if !k8s_load(&m).config.clustered {
+            assert_eq!(
+                w["spec"]["replicas"].as_i64(),
+                Some(1),
+                "{}: one stanchion per cluster ID unless clustered",
+                m.path
+            );
+        }
     }
 }
 

@@ -1,11 +1,9 @@
 //! The sidecar manifest: stanchion next to nats-server in one pod,
 //! reaching it on the loopback, with its own probes.
 
-use std::collections::BTreeMap;
-
 use crate::files::{announced_cluster_id, port_number, read, seq, Manifest, SIDECAR};
 use crate::kubernetes::{
-    k8s_load, pod_containers, probe_path, stanchion_container, stanchion_workload,
+    k8s_load, pod_containers, pod_port_owners, probe_path, stanchion_container, stanchion_workload,
 };
 use crate::settings::monitoring_port;
 
@@ -39,18 +37,9 @@ fn sidecar_reaches_nats_on_the_pod_loopback() {
         "the nats container does not declare 4222"
     );
     // Both share the pod's network namespace: no two listeners on one port.
-    let mut seen = BTreeMap::new();
-    for c in pod_containers(&w["spec"]["template"]["spec"]) {
-        for p in seq(&c["ports"]) {
-            let n = port_number(&p["containerPort"]).unwrap();
-            let name = c["name"].as_str().unwrap().to_string();
-            if let Some(other) = seen.insert(n, name.clone()) {
-                panic!("port {n} is declared by both {other} and {name}");
-            }
-        }
-    }
     assert_eq!(
-        seen.get(&monitoring_port(&m.path, &config))
+        pod_port_owners(&m, w)
+            .get(&monitoring_port(&m.path, &config))
             .map(String::as_str),
         Some("stanchion")
     );
