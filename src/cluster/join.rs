@@ -2,8 +2,9 @@
 //!
 //! A node with no Raft state and no peers asks to be added on
 //! `_STAN.raft.<cluster_id>.join` (NSS's `RaftJoinRequest`); the leader
-//! adds it as a learner, which catches up from a snapshot and the log, and
-//! then as a voter. A node started with `cluster_bootstrap` asks every
+//! adds it as a learner, which catches up from a snapshot and the log
+//! (millions of messages may take minutes), and the node keeps asking
+//! until the leader, seeing it caught up, makes it a voter. A node started with `cluster_bootstrap` asks every
 //! second on `_STAN.raft.<cluster_id>.bootstrap` whether another node was
 //! started as a seed too: two seeds make two clusters, so both stop.
 
@@ -73,10 +74,15 @@ pub async fn serve_joins(
             // One at a time: openraft refuses a membership change while
             // another is under way.
             let error = match add_voter(&raft, &req.node_id).await {
-                Ok(()) => {
+                Ok(Joined::Voter) => {
                     tracing::info!(node = %req.node_id, "node joined the cluster");
                     String::new()
                 }
+                Ok(Joined::Learner) => {
+                    tracing::info!(node = %req.node_id, "node added as a learner: catching up");
+                    String::new()
+                }
+                Ok(Joined::Behind(n)) => format!("{LEARNING}: {n} entries behind"),
                 Err(e) => {
                     tracing::warn!(node = %req.node_id, error = %e, "join refused");
                     e
@@ -90,35 +96,112 @@ pub async fn serve_joins(
     })))
 }
 
-/// Adds `name` as a learner, then makes it a voter; both are no-ops for a
-/// node that already is one.
-async fn add_voter(raft: &Raft, name: &str) -> Result<(), String> {
+/// How far behind the leader's log a learner may be when it is made a
+/// voter: about one round of replication.
+const CAUGHT_UP: u64 = 64;
+
+/// The start of the answer to a learner that is not caught up yet.
+const LEARNING: &str = "catching up";
+
+/// What a join request did.
+enum Joined {
+    /// The node was new: it is a learner now.
+    Learner,
+    /// A learner this many entries behind: asked again later.
+    Behind(u64),
+    /// The node is a voter.
+    Voter,
+}
+
+/// Adds `name` as a learner; a learner that caught up is made a voter;
+/// a voter stays one.
+async fn add_voter(raft: &Raft, name: &str) -> Result<Joined, String> {
     if name.is_empty() || name.contains(['.', '*', '>', ' ']) {
         return Err(format!("invalid node ID {name:?}"));
     }
     let id = node_id(name);
-    let members = raft.metrics().borrow().membership_config.clone();
-    if let Some(node) = members.membership().get_node(&id) {
-        if node.name != name {
+    let m = raft.metrics().borrow().clone();
+    let members = m.membership_config.membership();
+    match members.get_node(&id) {
+        Some(node) if node.name != name => {
             return Err(format!("node ID {name:?} collides with {:?}", node.name));
         }
+        Some(_) => {}
+        None => {
+            let node = ClusterNode {
+                name: name.to_string(),
+            };
+            raft.add_learner(id, node, false)
+                .await
+                .map_err(|e| e.to_string())?;
+            return Ok(Joined::Learner);
+        }
     }
-    let node = ClusterNode {
-        name: name.to_string(),
-    };
-    raft.add_learner(id, node, false)
+    let mut voters: BTreeSet<u64> = members.voter_ids().collect();
+    if voters.contains(&id) {
+        return Ok(Joined::Voter);
+    }
+    // Nothing matched yet: the learner is still installing its snapshot.
+    let matched = m
+        .replication
+        .as_ref()
+        .and_then(|r| r.get(&id).cloned().flatten());
+    let last = m.last_log_index.unwrap_or(0);
+    let behind = matched.map_or(last.max(1), |l| last.saturating_sub(l.index));
+    if matched.is_none() || behind > CAUGHT_UP {
+        return Ok(Joined::Behind(behind));
+    }
+    voters.insert(id);
+    raft.change_membership(voters, false)
         .await
         .map_err(|e| e.to_string())?;
-    let mut voters: BTreeSet<u64> = members.membership().voter_ids().collect();
-    if voters.insert(id) {
-        raft.change_membership(voters, false)
-            .await
-            .map_err(|e| e.to_string())?;
-    }
-    Ok(())
+    Ok(Joined::Voter)
 }
 
-/// Asks the cluster's leader to add this node, a few times, as NSS does.
+/// Keeps asking the leader to make this node a voter, once a second,
+/// until it is one (a learner catching up, or one whose leader changed
+/// before it was promoted).
+pub async fn until_voter(
+    raft: Raft,
+    nats: async_nats::Client,
+    cluster_id: String,
+    name: String,
+    signal: CancellationToken,
+) {
+    let subject = format!("{}.join", prefix(&cluster_id));
+    let body = RaftJoinRequest {
+        node_id: name.clone(),
+        node_addr: String::new(),
+    }
+    .encode_to_vec();
+    let me = node_id(&name);
+    loop {
+        if raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|v| v == me)
+        {
+            tracing::info!("this node is a voter of the cluster");
+            return;
+        }
+        let request = nats.request(subject.clone(), body.clone().into());
+        if let Ok(Ok(reply)) = tokio::time::timeout(JOIN_WAIT, request).await {
+            if let Ok(r) = RaftJoinResponse::decode(reply.payload) {
+                tracing::debug!(answer = %r.error, "asked to become a voter");
+            }
+        }
+        tokio::select! {
+            () = signal.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// Asks the cluster's leader to add this node, a few times, as NSS does;
+/// it is added as a learner ([`until_voter`] does the rest).
 ///
 /// # Errors
 /// NSS's "failed to join Raft group" when no leader added it.
@@ -142,7 +225,7 @@ pub async fn join(
         };
         let why = match outcome {
             Ok(Ok(reply)) => match RaftJoinResponse::decode(reply.payload) {
-                Ok(r) if r.error.is_empty() => return Ok(()),
+                Ok(r) if r.error.is_empty() || r.error.starts_with(LEARNING) => return Ok(()),
                 Ok(r) => r.error,
                 Err(e) => format!("undecodable reply: {e}"),
             },

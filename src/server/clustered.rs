@@ -38,6 +38,10 @@ fn raft_config(config: &Config) -> Result<Arc<openraft::Config>, ServerError> {
         election_timeout_max: timer + (timer / 2).max(1),
         // Chunks stay well under nats-server's default 1 MB max_payload.
         snapshot_max_chunk_size: 256 * 1024,
+        // Installing a snapshot fetches the messages the node lacks, which
+        // can take minutes with millions of them: the last chunk's request
+        // waits for that.
+        install_snapshot_timeout: 10 * 60 * 1000,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(8192),
         max_in_snapshot_log_to_keep: config.cluster_trailing_logs,
         ..Default::default()
@@ -124,6 +128,16 @@ pub(super) async fn run(
     };
     let result = async {
         enter_cluster(&raft, &config, &raft_nats, local.seeds, &signal).await?;
+        // A node that joined votes once the leader sees it caught up.
+        let _promotion = (config.cluster_start() == ClusterStart::Join).then(|| {
+            tokio_util::task::AbortOnDropHandle::new(tokio::spawn(join::until_voter(
+                raft.clone(),
+                raft_nats.clone(),
+                config.cluster_id.clone(),
+                name.clone(),
+                signal.clone(),
+            )))
+        });
         tracing::info!(node = %name, start = ?config.cluster_start(), raft_log = %dir.display(), "clustered node started");
         let serving = lead_when_elected(&config, &raft, &local_store, &view, queries, &signal);
         match other_seed.as_mut() {
