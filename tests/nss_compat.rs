@@ -85,7 +85,7 @@ async fn the_helm_charts_command_line_and_config_file_start_and_serve() {
         "--routes",
         "--cluster",
         "-tls",
-        "--cluster_raft_logging",
+        "--cluster_log_snapshots",
         "-DV",
     ];
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_stanchion"));
@@ -109,7 +109,8 @@ async fn the_helm_charts_command_line_and_config_file_start_and_serve() {
         .args([
             "nats://0.0.0.0:6222",
             "-tls=false",
-            "--cluster_raft_logging",
+            "--cluster_log_snapshots",
+            "2",
             "-DV",
         ])
         .env("POD_NAME", "stan-0")
