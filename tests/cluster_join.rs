@@ -21,7 +21,7 @@ async fn client(nats: &Nats, id: &str) -> Connection {
         .unwrap()
 }
 
-/// The payloads of messages `from..` of `channel`, read from the first.
+/// The payloads of the first `n` messages of `channel`.
 async fn payloads(conn: &Connection, channel: &str, n: usize) -> Vec<String> {
     let mut sub = conn.subscribe(channel, first()).await.unwrap();
     let mut out = Vec::new();

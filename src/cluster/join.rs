@@ -45,6 +45,11 @@ const JOIN_WAIT: Duration = Duration::from_secs(5);
 /// longer here.
 const JOIN_ATTEMPTS: u32 = 6;
 
+/// Where join requests go: `_STAN.raft.<cluster_id>.join`.
+fn join_subject(cluster_id: &str) -> String {
+    format!("{}.join", prefix(cluster_id))
+}
+
 /// Answers join requests while this node leads, until the handle drops.
 ///
 /// # Errors
@@ -54,9 +59,7 @@ pub async fn serve_joins(
     nats: async_nats::Client,
     cluster_id: &str,
 ) -> Result<AbortOnDropHandle<()>, async_nats::SubscribeError> {
-    let mut requests = nats
-        .subscribe(format!("{}.join", prefix(cluster_id)))
-        .await?;
+    let mut requests = nats.subscribe(join_subject(cluster_id)).await?;
     Ok(AbortOnDropHandle::new(tokio::spawn(async move {
         while let Some(m) = requests.next().await {
             // Only the leader answers, as with NSS: a follower's change would
@@ -168,7 +171,7 @@ pub async fn until_voter(
     name: String,
     signal: CancellationToken,
 ) {
-    let subject = format!("{}.join", prefix(&cluster_id));
+    let subject = join_subject(&cluster_id);
     let body = RaftJoinRequest {
         node_id: name.clone(),
         node_addr: String::new(),
@@ -211,7 +214,7 @@ pub async fn join(
     name: &str,
     signal: &CancellationToken,
 ) -> Result<(), String> {
-    let subject = format!("{}.join", prefix(cluster_id));
+    let subject = join_subject(cluster_id);
     let body = RaftJoinRequest {
         node_id: name.to_string(),
         node_addr: format!("{cluster_id}.{name}.{cluster_id}"),

@@ -6,6 +6,7 @@
 //! up a publish. Started before the store is opened, so that `/healthz`
 //! answers during a long recovery while `/readyz` says 503.
 
+mod follower;
 mod metrics;
 mod nss;
 

@@ -339,8 +339,8 @@ async fn serverz(State(view): State<ServerView>, Query(params): Params) -> Respo
         Err(_) if standby => (0, Vec::new()),
         Err(e) => match view.local_store().cloned() {
             Some(store) => match tokio::task::spawn_blocking({
-                let overhead = record_overhead(view.store());
-                move || count_store(&*store, overhead)
+                let overhead = crate::server::record_overhead(view.store());
+                move || super::follower::count_store(&*store, overhead)
             })
             .await
             {
@@ -391,44 +391,6 @@ async fn serverz(State(view): State<ServerView>, Query(params): Params) -> Respo
         max_fds,
     };
     respond(&params, &serverz)
-}
-
-/// What a store holds, counted from the store itself (a clustered
-/// follower's serverz, while its engine does not run).
-struct Counted {
-    clients: usize,
-    subs: usize,
-    channels: usize,
-    msgs: u64,
-    bytes: u64,
-}
-
-/// Bytes a stored message counts beyond its encoding, as the engine
-/// counts them (NSS's file-store record overhead).
-fn record_overhead(kind: crate::config::StoreKind) -> u64 {
-    match kind {
-        crate::config::StoreKind::Sled => crate::server::FILE_RECORD_OVERHEAD,
-        crate::config::StoreKind::Memory => 0,
-    }
-}
-
-fn count_store(store: &dyn crate::store::Store, overhead: u64) -> crate::store::Result<Counted> {
-    let names = store.channel_names()?;
-    let mut counted = Counted {
-        clients: store.clients()?.len(),
-        subs: 0,
-        channels: names.len(),
-        msgs: 0,
-        bytes: 0,
-    };
-    for name in names {
-        let c = store.open_channel(&name)?;
-        let st = c.state();
-        counted.msgs += st.msgs;
-        counted.bytes += st.bytes + overhead * st.msgs;
-        counted.subs += c.subs()?.len();
-    }
-    Ok(counted)
 }
 
 async fn storez(State(view): State<ServerView>, Query(params): Params) -> Response {

@@ -20,7 +20,7 @@ pub mod nats_connect;
 mod partitions;
 mod requests;
 mod stats;
-pub(crate) use requests::FILE_RECORD_OVERHEAD;
+pub(crate) use requests::record_overhead;
 mod subs;
 mod subscribe;
 pub mod view;

@@ -50,7 +50,16 @@ const BARRIER_DRAIN: usize = 1 << 20;
 
 /// What NSS's file store counts per message beyond its encoding: an 8-byte
 /// record header and a 32-byte index record (`msgRecordOverhead`).
-pub(crate) const FILE_RECORD_OVERHEAD: u64 = 40;
+const FILE_RECORD_OVERHEAD: u64 = 40;
+
+/// Bytes a stored message counts beyond its encoding in sizes and limits:
+/// NSS's file-store record overhead for the sled store, none in memory.
+pub(crate) fn record_overhead(kind: crate::config::StoreKind) -> u64 {
+    match kind {
+        crate::config::StoreKind::Sled => FILE_RECORD_OVERHEAD,
+        crate::config::StoreKind::Memory => 0,
+    }
+}
 
 /// Depth of the liveness and probe report queues; reporters wait when full.
 const REPORTS: usize = 1024;
@@ -159,10 +168,7 @@ pub async fn serve(
         replace_durable: config.replace_durable,
         limits: view.limits(),
         batch: config.io_batch_size.max(1),
-        record_overhead: match config.store {
-            crate::config::StoreKind::Sled => FILE_RECORD_OVERHEAD,
-            crate::config::StoreKind::Memory => 0,
-        },
+        record_overhead: record_overhead(config.store),
         stats: stats.clone(),
         idle_tx,
     };
