@@ -102,6 +102,9 @@ async fn a_killed_leader_is_replaced_and_clients_carry_on_with_every_acked_messa
     );
     let committed = leader_metrics["stanchion_raft_commit_index"];
     assert!(committed >= 50.0, "{leader_metrics:?}");
+    // A contested first election can show a node more than one leader, so
+    // the count before the kill is what the failover must add to.
+    let mut changes_before = vec![0.0; NODES.len()];
     for (i, name) in NODES.iter().enumerate() {
         let key = format!("stanchion_raft_replication_lag_entries{{peer=\"{name}\"}}");
         if i == first {
@@ -114,7 +117,8 @@ async fn a_killed_leader_is_replaced_and_clients_carry_on_with_every_acked_messa
         );
         let m = metrics(ports[i]);
         assert!(m["stanchion_raft_applied_index"] >= 50.0, "{m:?}");
-        assert_eq!(m["stanchion_raft_leader_changes_total"], 1.0, "{m:?}");
+        changes_before[i] = m["stanchion_raft_leader_changes_total"];
+        assert!(changes_before[i] >= 1.0, "{m:?}");
     }
 
     procs[first].kill();
@@ -135,7 +139,10 @@ async fn a_killed_leader_is_replaced_and_clients_carry_on_with_every_acked_messa
     let second = leader(&ports, &alive, WAIT).await;
     assert_ne!(second, first);
     let m = metrics(ports[second]);
-    assert!(m["stanchion_raft_leader_changes_total"] >= 2.0, "{m:?}");
+    assert!(
+        m["stanchion_raft_leader_changes_total"] > changes_before[second],
+        "{m:?}"
+    );
     assert!(m["stanchion_raft_commit_index"] > committed, "{m:?}");
 
     // Every acknowledged message arrives; first deliveries in order.

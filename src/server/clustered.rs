@@ -351,6 +351,12 @@ async fn lead_when_elected(
         }
         tracing::info!("no longer leader: stopped serving clients");
         view.set_phase(Phase::Starting);
+        // Metrics can still say Leader for a moment after the engine has
+        // stepped down: look again once they change (or after one timer).
+        tokio::select! {
+            () = signal.cancelled() => return Ok(()),
+            _ = tokio::time::timeout(config.raft_election_timer(), metrics.changed()) => {}
+        }
     }
 }
 
