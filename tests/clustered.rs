@@ -155,3 +155,102 @@ async fn a_killed_leader_is_replaced_and_clients_carry_on_with_every_acked_messa
     caught_up(ports[first], "Follower", 100, Duration::from_secs(30)).await;
     conn.close().await.unwrap();
 }
+
+/// Polls the leader's `/metrics` until `ok` holds for it.
+async fn until_metrics(
+    port: u16,
+    what: &str,
+    ok: impl Fn(&std::collections::HashMap<String, f64>) -> bool,
+) -> std::collections::HashMap<String, f64> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let m = tokio::task::spawn_blocking(move || metrics(port))
+            .await
+            .unwrap();
+        if ok(&m) {
+            return m;
+        }
+        assert!(Instant::now() < deadline, "{what}: {m:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sent_and_acked_positions_are_replicated_in_batches_and_survive_a_failover() {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let ports: Vec<u16> = NODES.iter().map(|_| free_port()).collect();
+    let mut procs: Vec<Proc> = NODES
+        .iter()
+        .zip(&ports)
+        .map(|(name, port)| node(&nats, dir.path(), name, *port))
+        .collect();
+    let mut alive = vec![true; 3];
+    let first = leader(&ports, &alive, Duration::from_secs(30)).await;
+    procs[first]
+        .wait_for_output_within("stanchion is ready", Duration::from_secs(20))
+        .await;
+    let mut opts = Options::new("test-cluster", "lazy");
+    opts.connect_wait = Duration::from_secs(10);
+    opts.pub_ack_wait = Duration::from_millis(500);
+    let conn = Connection::connect(nats.client().await, opts)
+        .await
+        .unwrap();
+    let durable = SubscriptionOptions {
+        durable_name: Some("keeper".into()),
+        ack_wait: Duration::from_secs(30),
+        ..common::first()
+    };
+    let mut sub = conn.subscribe("orders", durable).await.unwrap();
+    let log_index = |m: &std::collections::HashMap<String, f64>| m["stanchion_raft_last_log_index"];
+    let before = log_index(&metrics(ports[first]));
+    let start = Instant::now();
+    // One at a time: each publish, delivery and ack is its own step.
+    for i in 1..=50 {
+        publish_retrying(&conn, "orders", format!("m-{i}"), start).await;
+        assert_eq!(next_seqs(&mut sub, 1).await, vec![i]);
+    }
+    // The leader has every ack, then replicates what it held back.
+    let leader_port = ports[first];
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let c = get(leader_port, "/streaming/channelsz?channel=orders&subs=1").json();
+        if c["subscriptions"][0]["pending_count"] == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{c}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let m = until_metrics(leader_port, "held positions written", |m| {
+        m["stanchion_raft_held_sub_changes"] == 0.0
+    })
+    .await;
+    // 50 publish entries; the 50 deliveries and 50 acks took one entry a
+    // second (each would be its own entry without batching).
+    let entries = log_index(&m) - before;
+    let seconds = start.elapsed().as_secs_f64().ceil();
+    assert!(
+        (50.0..=50.0 + seconds + 3.0).contains(&entries),
+        "{entries} entries in {seconds} s"
+    );
+    let last = log_index(&m);
+    for (i, port) in ports.iter().enumerate() {
+        if i != first {
+            until_metrics(*port, "follower applied", |m| {
+                m["stanchion_raft_applied_index"] >= last
+            })
+            .await;
+        }
+    }
+
+    // The next leader knows every message was acknowledged: nothing again.
+    procs[first].kill();
+    alive[first] = false;
+    publish_retrying(&conn, "orders", "m-51".into(), Instant::now()).await;
+    let m = next_msg(&mut sub).await;
+    assert_eq!((m.sequence(), m.redelivered()), (51, false));
+    let second = leader(&ports, &alive, WAIT).await;
+    let c = get(ports[second], "/streaming/channelsz?channel=orders&subs=1").json();
+    assert_eq!(c["subscriptions"][0]["last_sent"], 51, "{c}");
+    conn.close().await.unwrap();
+}

@@ -15,6 +15,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod join;
+mod lazy_subs;
 mod log_store;
 pub mod network;
 mod op;

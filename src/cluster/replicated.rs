@@ -4,13 +4,18 @@
 //! acknowledges only replicated writes.
 //!
 //! Store calls run on the blocking pool, which is where this waits for
-//! the commit.
+//! the commit. Sent and acknowledged positions are the exception: they are
+//! held back and replicated in batches ([`super::lazy_subs`]).
 
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
+
+use tokio_util::task::AbortOnDropHandle;
 
 use bytes::Bytes;
 use prost::Message as _;
 
+use super::lazy_subs::{ChannelHeld, LazySubs, INTERVAL, MAX_HELD};
 use super::{Op, Raft, SubOp};
 use crate::protocol::pb::MsgProto;
 use crate::store::{
@@ -25,18 +30,69 @@ fn propose(raft: &Raft, op: Op) -> Result<()> {
         .map_err(|e| StoreError::Replication(e.to_string()))
 }
 
+/// Proposes a channel's subscription changes as one entry.
+fn propose_subs(raft: &Raft, channel: &str, updates: &[SubUpdate]) -> Result<()> {
+    propose(
+        raft,
+        Op::Subs {
+            channel: channel.to_string(),
+            updates: updates.iter().map(SubOp::from).collect(),
+        },
+    )
+}
+
+/// Proposes every channel's held changes; a failure is logged (the changes
+/// are lost: their messages are redelivered).
+fn write_held(raft: &Raft, lazy: &LazySubs) {
+    for (channel, held) in lazy.all() {
+        if let Err(e) = held.write_through(&[], |u| propose_subs(raft, &channel, &u)) {
+            tracing::warn!(%channel, error = %e, "replicating sent and acked positions failed");
+        }
+    }
+}
+
 /// A node's store, written through Raft.
 pub struct ReplicatedStore {
     local: Arc<dyn Store>,
     raft: Raft,
     sync: bool,
+    lazy: Arc<LazySubs>,
+    _writing_held: AbortOnDropHandle<()>,
 }
 
 impl ReplicatedStore {
     /// Writes to `local` through `raft` (whose state machine applies to
-    /// `local`); `sync` as the state machine's (`cluster_sync`).
-    pub fn new(local: Arc<dyn Store>, raft: Raft, sync: bool) -> ReplicatedStore {
-        ReplicatedStore { local, raft, sync }
+    /// `local`); `sync` as the state machine's (`cluster_sync`); `held`
+    /// counts the positions held back ([`super::RaftStatus::held`]). Starts the
+    /// task that writes held positions every [`INTERVAL`]: call it within
+    /// the runtime.
+    pub fn new(
+        local: Arc<dyn Store>,
+        raft: Raft,
+        sync: bool,
+        held: Arc<AtomicUsize>,
+    ) -> ReplicatedStore {
+        let lazy = Arc::new(LazySubs::counting(held));
+        let writing_held = {
+            let (raft, lazy) = (raft.clone(), lazy.clone());
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(INTERVAL);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    let (raft, lazy) = (raft.clone(), lazy.clone());
+                    let _ = tokio::task::spawn_blocking(move || write_held(&raft, &lazy)).await;
+                }
+            })
+        };
+        ReplicatedStore {
+            local,
+            raft,
+            sync,
+            lazy,
+            _writing_held: AbortOnDropHandle::new(writing_held),
+        }
     }
 }
 
@@ -69,16 +125,21 @@ impl Store for ReplicatedStore {
         Ok(Arc::new(ReplicatedChannel {
             local: self.local.open_channel(name)?,
             raft: self.raft.clone(),
+            held: self.lazy.channel(name),
         }))
     }
 
     fn delete_channel(&self, name: &str) -> Result<()> {
-        propose(&self.raft, Op::DeleteChannel(name.to_string()))
+        self.lazy.remove(name, || {
+            propose(&self.raft, Op::DeleteChannel(name.to_string()))
+        })
     }
 
     fn flush(&self) -> Result<()> {
-        // Every write is durable in the Raft log once it returns; the store
-        // is flushed by the state machine, and here only with cluster_sync.
+        // Every write is durable in the Raft log once it returns, held
+        // positions once written here; the store is flushed by the state
+        // machine, and here only with cluster_sync.
+        write_held(&self.raft, &self.lazy);
         if self.sync {
             self.local.flush()
         } else {
@@ -91,6 +152,7 @@ impl Store for ReplicatedStore {
 struct ReplicatedChannel {
     local: Arc<dyn ChannelStore>,
     raft: Raft,
+    held: Arc<ChannelHeld>,
 }
 
 impl ReplicatedChannel {
@@ -154,12 +216,15 @@ impl ChannelStore for ReplicatedChannel {
     }
 
     fn apply_subs(&self, updates: &[SubUpdate]) -> Result<()> {
-        if updates.is_empty() {
-            return Ok(());
+        self.held
+            .write_through(updates, |u| propose_subs(&self.raft, self.name(), &u))
+    }
+
+    fn apply_subs_lazily(&self, updates: &[SubUpdate]) -> Result<()> {
+        match self.held.hold(updates) {
+            Some(held) if held < MAX_HELD => Ok(()),
+            Some(_) => self.apply_subs(&[]),
+            None => self.apply_subs(updates),
         }
-        self.propose(Op::Subs {
-            channel: self.name().to_string(),
-            updates: updates.iter().map(SubOp::from).collect(),
-        })
     }
 }

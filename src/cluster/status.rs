@@ -1,7 +1,7 @@
 //! What a node's Raft is doing, for `/metrics`: term, log, commit and
 //! applied indexes, leader changes, and on the leader each peer's lag.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio_util::task::AbortOnDropHandle;
@@ -39,6 +39,7 @@ pub struct RaftStatus {
     raft: Raft,
     committed: Arc<Committed>,
     leader_changes: Arc<AtomicU64>,
+    held: Arc<AtomicUsize>,
     _counting: AbortOnDropHandle<()>,
 }
 
@@ -55,6 +56,8 @@ pub struct RaftSample {
     pub applied_index: Option<u64>,
     /// Times this node saw a new leader.
     pub leader_changes: u64,
+    /// On the leader: sent and acked positions held back, not yet proposed.
+    pub held_sub_changes: u64,
     /// On the leader: each other node's name and how many entries it is
     /// behind the leader's log.
     pub lag: Vec<(String, u64)>,
@@ -86,8 +89,14 @@ impl RaftStatus {
             raft,
             committed,
             leader_changes,
+            held: Arc::default(),
             _counting: AbortOnDropHandle::new(counting),
         }
+    }
+
+    /// Where the leader counts the sent and acked positions it holds back.
+    pub fn held(&self) -> Arc<AtomicUsize> {
+        self.held.clone()
     }
 
     /// The current reading.
@@ -113,6 +122,7 @@ impl RaftStatus {
             commit_index: self.committed.get(),
             applied_index: m.last_applied.map(|l| l.index),
             leader_changes: self.leader_changes.load(Ordering::Relaxed),
+            held_sub_changes: self.held.load(Ordering::Relaxed) as u64,
             lag,
         }
     }

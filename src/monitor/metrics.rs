@@ -66,6 +66,7 @@
 //! | `stanchion_raft_applied_index` | gauge | clustered: last entry applied to the store |
 //! | `stanchion_raft_leader_changes_total` | counter | clustered: new leaders seen |
 //! | `stanchion_raft_replication_lag_entries` | gauge, `peer` | clustered, on the leader: entries each other node is behind |
+//! | `stanchion_raft_held_sub_changes` | gauge | clustered, on the leader: sent/acked positions not yet replicated (they go out every second) |
 //!
 //! None has labels but the stalled and lag gauges. The histograms are read from the
 //! lock-free [`Buckets`] the server observes into; their `_count` is also
@@ -388,6 +389,11 @@ fn raft_families(reg: &Families, s: &RaftSample) -> prometheus::Result<()> {
         "stanchion_raft_leader_changes_total",
         "Times this node saw a new Raft leader",
         s.leader_changes,
+    )?;
+    reg.gauge(
+        "stanchion_raft_held_sub_changes",
+        "On the leader: sent and acked positions held back, replicated every second",
+        gauge(s.held_sub_changes),
     )?;
     let lag = reg.gauge_vec(
         "stanchion_raft_replication_lag_entries",

@@ -291,7 +291,7 @@ impl Channel {
                 () = sleep_until(release), if release.is_some() => self.release_space().await,
             }
             self.deliver().await;
-            self.write_sub_updates().await;
+            self.write_sub_updates_lazily().await;
         }
         tracing::debug!(channel = %self.name, "channel owner stopped");
     }
@@ -475,6 +475,16 @@ impl Channel {
     /// Writes queued subscription changes (not flushed: acks and sends are
     /// made durable lazily; after a crash a message may be redelivered, never lost).
     pub(super) async fn write_sub_updates(&mut self) {
+        self.write_subs(false).await;
+    }
+
+    /// As [`Self::write_sub_updates`], for what follows deliveries and
+    /// acks: the store may batch it ([`ChannelStore::apply_subs_lazily`]).
+    async fn write_sub_updates_lazily(&mut self) {
+        self.write_subs(true).await;
+    }
+
+    async fn write_subs(&mut self, lazily: bool) {
         for id in self.dirty.drain() {
             if let Some(sub) = self.subs.get(&id) {
                 self.updates.push(SubUpdate::Put(sub.state.clone()));
@@ -485,7 +495,13 @@ impl Channel {
         }
         let updates = std::mem::take(&mut self.updates);
         let _ = self
-            .on_store("writing subscriptions", move |s| s.apply_subs(&updates))
+            .on_store("writing subscriptions", move |s| {
+                if lazily {
+                    s.apply_subs_lazily(&updates)
+                } else {
+                    s.apply_subs(&updates)
+                }
+            })
             .await;
     }
 

@@ -375,10 +375,12 @@ async fn serve_term(
         tracing::warn!(error = %e, "leadership lost before serving");
         return Ok(());
     }
+    let held = view.raft_status().map(|s| s.held()).unwrap_or_default();
     let store: Arc<dyn Store> = Arc::new(ReplicatedStore::new(
         local.clone(),
         raft.clone(),
         config.cluster_sync,
+        held,
     ));
     let info = {
         let (config, store) = (config.clone(), store.clone());

@@ -179,6 +179,15 @@ pub trait ChannelStore: Send + Sync + 'static {
     fn subs(&self) -> Result<Vec<RecoveredSub>>;
     /// Applies a batch of subscription changes in order.
     fn apply_subs(&self, updates: &[SubUpdate]) -> Result<()>;
+    /// Like [`ChannelStore::apply_subs`], for changes that may reach the
+    /// store a little later (sent and acknowledged positions: losing them
+    /// only redelivers): a clustered leader batches them into one
+    /// replicated write a second, as NSS does. Changes of one channel stay
+    /// in order with its other writes. Without such batching, this is
+    /// `apply_subs`.
+    fn apply_subs_lazily(&self, updates: &[SubUpdate]) -> Result<()> {
+        self.apply_subs(updates)
+    }
 }
 
 #[cfg(test)]
