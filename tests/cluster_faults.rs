@@ -20,59 +20,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::cluster::{leader, node_at, serverz_async};
+use common::proxy::Proxy;
 use common::*;
 use stanchion::client::{ClientError, Connection, Options, SubscriptionOptions};
 use stanchion::store::{SledOptions, SledStore, Store};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 const NAMES: [&str; 3] = ["a", "b", "c"];
 const CHANNEL: &str = "faults";
-
-/// A TCP proxy to a nats-server: cutting it closes every connection and
-/// refuses new ones until healed.
-struct Proxy {
-    port: u16,
-    cut: watch::Sender<bool>,
-    _task: tokio_util::task::AbortOnDropHandle<()>,
-}
-
-impl Proxy {
-    async fn start(upstream: u16) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let (cut, watching) = watch::channel(false);
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((mut inbound, _)) = listener.accept().await else {
-                    continue;
-                };
-                let mut cut = watching.clone();
-                if *cut.borrow() {
-                    continue;
-                }
-                tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(("127.0.0.1", upstream)).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = cut.wait_for(|c| *c) => {}
-                    }
-                });
-            }
-        });
-        Proxy {
-            port,
-            cut,
-            _task: tokio_util::task::AbortOnDropHandle::new(task),
-        }
-    }
-
-    fn set_cut(&self, cut: bool) {
-        self.cut.send_replace(cut);
-    }
-}
 
 /// A small deterministic generator, so a failing run can be replayed.
 struct Rng(u64);

@@ -1,7 +1,8 @@
 //! Partitioning (`partitioning: true`): two servers with one cluster ID,
 //! each serving the channels of its `store_limits.channels`; clients use
 //! channels of both without knowing there are two; a server whose
-//! channels overlap another's refuses to start.
+//! channels overlap another's refuses to start, and one that finds an
+//! overlap later (their nats-servers joined one NATS cluster) stops.
 
 mod common;
 
@@ -240,4 +241,74 @@ async fn a_server_whose_channels_overlap_another_servers_refuses_to_start() {
     let conn = stan(&nats, "still").await;
     conn.publish("audit", "ok").await.unwrap();
     drop(a);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_that_overlap_stop_once_their_nats_servers_join_one_cluster() {
+    // Two nats-servers whose routes go through proxies, cut at first: two
+    // separate NATS clusters, where each partition may own "orders.*".
+    let (route_a, route_b) = (free_port(), free_port());
+    let a_to_b = common::proxy::Proxy::start(route_b).await;
+    let b_to_a = common::proxy::Proxy::start(route_a).await;
+    a_to_b.set_cut(true);
+    b_to_a.set_cut(true);
+    let nats_a = Nats::start_routed(None, route_a, &[a_to_b.port]);
+    let nats_b = Nats::start_routed(None, route_b, &[b_to_a.port]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = started(partition(
+        &nats_a,
+        dir.path(),
+        "a",
+        &["orders.*"],
+        free_port(),
+    ))
+    .await;
+    let mut b = started(partition(
+        &nats_b,
+        dir.path(),
+        "b",
+        &["orders.eu"],
+        free_port(),
+    ))
+    .await;
+    // Elsewhere on a's NATS cluster, a server with other channels is fine.
+    let c = started(partition(&nats_a, dir.path(), "c", &["users"], free_port())).await;
+
+    // The routes come up: a and b now share a cluster ID and a channel.
+    a_to_b.set_cut(false);
+    b_to_a.set_cut(false);
+    let limit = Duration::from_secs(20);
+    let deadline = std::time::Instant::now() + limit;
+    // The first to check gets the other's answer and stops; the other
+    // stops too if its own check reached the first before it went. Either
+    // way, at most one of them serves "orders.eu".
+    let stopped = loop {
+        if let Some(status) = a.try_wait() {
+            break (status, &a);
+        }
+        if let Some(status) = b.try_wait() {
+            break (status, &b);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}\n{}\n{}",
+            a.output(),
+            b.output(),
+            nats_a.proc.output()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let (status, p) = stopped;
+    assert!(!status.success(), "{status:?}: {}", p.output());
+    assert!(
+        p.output()
+            .contains("causes conflict with channels on server"),
+        "{}",
+        p.output()
+    );
+    // c, whose channel nobody else owns, goes on serving it.
+    let conn = connect(&nats_a, "still").await;
+    conn.publish("users", "ok").await.unwrap();
+    conn.close().await.unwrap();
+    drop(c);
 }

@@ -5,7 +5,10 @@
 //! At startup a server sends its channel list on `_STAN.part.<cluster_id>`
 //! and waits a second for the other servers' replies; a reply naming a
 //! channel means two servers would both own it, and the server refuses to
-//! start. While running it answers the lists of servers that start later.
+//! start. While running it answers the lists of servers that start later,
+//! and checks its own again every 2 s, which finds servers whose
+//! nats-servers joined its NATS cluster later; a conflict found then stops
+//! it, as NSS does.
 //! The messages are NSS's (`CtrlMsg` with the channels as 2-byte
 //! little-endian lengths and names), so stanchion and NSS servers can share
 //! a partitioned cluster. Unlike NSS, overlap is decided on the patterns
@@ -15,6 +18,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use prost::Message as _;
+use tokio::sync::mpsc;
 use tokio_util::task::AbortOnDropHandle;
 
 use super::ctrl::{CtrlMsg, PARTITIONING};
@@ -22,6 +26,12 @@ use super::ServerError;
 
 /// How long a starting server waits for each reply to its list.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How often a running server sends its list again. NSS does it half a
+/// second after its nats-server reports a change in the NATS cluster;
+/// async-nats does not pass those reports on, so the check runs on a timer
+/// and finds servers that joined through new routes all the same.
+const RECHECK: Duration = Duration::from_secs(2);
 
 /// Room kept in each list message for the `CtrlMsg` around the channels.
 const HEADER_ROOM: usize = 64;
@@ -112,10 +122,30 @@ pub fn decode_channels(data: &[u8]) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
+/// A server's part in a partitioned cluster: it answers the lists of
+/// servers that start later and checks its own again every [`RECHECK`],
+/// until dropped.
+pub struct Partitions {
+    _tasks: [AbortOnDropHandle<()>; 2],
+    conflicts: mpsc::Receiver<ServerError>,
+}
+
+impl Partitions {
+    /// The conflict a later check found (a server whose nats-server joined
+    /// this one's NATS cluster owns one of this server's channels): this
+    /// server must stop, as NSS does. Pending forever when there is none.
+    pub async fn conflict(&mut self) -> ServerError {
+        match self.conflicts.recv().await {
+            Some(e) => e,
+            None => std::future::pending().await,
+        }
+    }
+}
+
 /// Joins the partitioned cluster: answers the channel lists of servers that
-/// start later (until the returned handle is dropped), then sends this
-/// server's list and refuses to start if another server owns one of its
-/// channels.
+/// start later, then sends this server's list and refuses to start if
+/// another server owns one of its channels. The check then runs again
+/// every [`RECHECK`].
 ///
 /// # Errors
 /// [`ServerError::Partitioning`] naming the channel and the other server;
@@ -125,9 +155,8 @@ pub async fn join(
     cluster_id: &str,
     server_id: &str,
     channels: Vec<String>,
-) -> Result<AbortOnDropHandle<()>, ServerError> {
+) -> Result<Partitions, ServerError> {
     let subject = subject(cluster_id);
-    let nats_err = |e: &dyn std::fmt::Display| ServerError::Nats(format!("partitioning: {e}"));
     let requests = nats
         .subscribe(subject.clone())
         .await
@@ -138,40 +167,99 @@ pub async fn join(
         server_id.to_string(),
         channels.clone(),
     )));
-    let inbox = nats.new_inbox();
-    let mut replies = nats
-        .subscribe(inbox.clone())
-        .await
-        .map_err(|e| nats_err(&e))?;
-    let max_payload = nats.server_info().max_payload;
-    for data in encode_channels(&channels, max_payload).map_err(ServerError::Partitioning)? {
-        let list = CtrlMsg {
-            msg_type: PARTITIONING,
-            server_id: server_id.to_string(),
-            data,
-        };
-        nats.publish_with_reply(subject.clone(), inbox.clone(), list.encode_to_vec().into())
+    let check = Check {
+        nats: nats.clone(),
+        subject,
+        server_id: server_id.to_string(),
+        channels,
+    };
+    check.run().await?;
+    tracing::info!(channels = ?check.channels, "partitioning: this server serves only these channels");
+    let (tx, conflicts) = mpsc::channel(1);
+    let watcher = AbortOnDropHandle::new(tokio::spawn(async move {
+        if let Err(e) = check.again_and_again().await {
+            let _ = tx.send(e).await;
+        }
+    }));
+    Ok(Partitions {
+        _tasks: [responder, watcher],
+        conflicts,
+    })
+}
+
+fn nats_err(e: &dyn std::fmt::Display) -> ServerError {
+    ServerError::Nats(format!("partitioning: {e}"))
+}
+
+/// This server's channel list, sent for the others to check.
+struct Check {
+    nats: async_nats::Client,
+    subject: String,
+    server_id: String,
+    channels: Vec<String>,
+}
+
+impl Check {
+    /// Sends the list and reads the replies until a second passes without
+    /// one (how many servers there are is unknown).
+    async fn run(&self) -> Result<(), ServerError> {
+        let nats = &self.nats;
+        let inbox = nats.new_inbox();
+        let mut replies = nats
+            .subscribe(inbox.clone())
             .await
             .map_err(|e| nats_err(&e))?;
+        let max_payload = nats.server_info().max_payload;
+        for data in
+            encode_channels(&self.channels, max_payload).map_err(ServerError::Partitioning)?
+        {
+            let list = CtrlMsg {
+                msg_type: PARTITIONING,
+                server_id: self.server_id.clone(),
+                data,
+            };
+            nats.publish_with_reply(
+                self.subject.clone(),
+                inbox.clone(),
+                list.encode_to_vec().into(),
+            )
+            .await
+            .map_err(|e| nats_err(&e))?;
+        }
+        nats.flush().await.map_err(|e| nats_err(&e))?;
+        while let Ok(reply) = tokio::time::timeout(REPLY_TIMEOUT, replies.next()).await {
+            let Some(reply) = reply else { break };
+            let resp = CtrlMsg::decode(reply.payload).map_err(|e| {
+                ServerError::Partitioning(format!("unable to decode partitioning response: {e}"))
+            })?;
+            if !resp.data.is_empty() {
+                return Err(ServerError::Partitioning(format!(
+                    "channel {:?} causes conflict with channels on server {:?}",
+                    String::from_utf8_lossy(&resp.data),
+                    resp.server_id
+                )));
+            }
+        }
+        Ok(())
     }
-    nats.flush().await.map_err(|e| nats_err(&e))?;
-    // How many servers there are is unknown: read replies until a second
-    // passes without one.
-    while let Ok(reply) = tokio::time::timeout(REPLY_TIMEOUT, replies.next()).await {
-        let Some(reply) = reply else { break };
-        let resp = CtrlMsg::decode(reply.payload).map_err(|e| {
-            ServerError::Partitioning(format!("unable to decode partitioning response: {e}"))
-        })?;
-        if !resp.data.is_empty() {
-            return Err(ServerError::Partitioning(format!(
-                "channel {:?} causes conflict with channels on server {:?}",
-                String::from_utf8_lossy(&resp.data),
-                resp.server_id
-            )));
+
+    /// Checks again every [`RECHECK`]; returns the first conflict. A
+    /// check that fails for NATS reasons is logged and tried again.
+    async fn again_and_again(&self) -> Result<(), ServerError> {
+        let mut tick = tokio::time::interval(RECHECK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            match self.run().await {
+                Err(e @ ServerError::Partitioning(_)) => return Err(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, "partitioning: checking channels again failed")
+                }
+                Ok(()) => tracing::trace!("partitioning: channels checked again"),
+            }
         }
     }
-    tracing::info!(channels = ?channels, "partitioning: this server serves only these channels");
-    Ok(responder)
 }
 
 /// Answers other servers' channel lists: with the first overlapping

@@ -6,6 +6,7 @@
 pub mod cluster;
 pub mod exit;
 pub mod http;
+pub mod proxy;
 pub mod secure;
 
 use std::net::TcpListener;

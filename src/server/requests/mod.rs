@@ -143,7 +143,7 @@ pub async fn serve(
     } = setup;
     // Partitioned servers share the cluster ID by design; in an FT group
     // the store lock already makes this server the only one.
-    let _partitions = if config.partitioning {
+    let mut partitions = if config.partitioning {
         let owned = view
             .limits()
             .channels()
@@ -223,6 +223,7 @@ pub async fn serve(
         d.tasks.clone(),
         stats,
     ));
+    let mut failed = None;
     loop {
         let input = tokio::select! {
             () = signal.cancelled() => break,
@@ -239,6 +240,11 @@ pub async fn serve(
             Some(m) = inputs.unsubscribe.next() => Input::Unsubscribe(m),
             Some(m) = inputs.sub_close.next() => Input::SubClose(m),
             Some(m) = inputs.close.next() => Input::Close(m),
+            e = conflict(&mut partitions) => {
+                tracing::error!(error = %e, "partitioning error: stopping");
+                failed = Some(e);
+                break;
+            }
             else => break,
         };
         // The signal wins every race: a request picked in the same poll as
@@ -301,7 +307,15 @@ pub async fn serve(
     tracing::info!("shutting down: no new requests; finishing queued work");
     stop.cancel();
     drop(inputs);
-    Ok(())
+    failed.map_or(Ok(()), Err)
+}
+
+/// A conflict found by partitioning's later checks; never without it.
+async fn conflict(partitions: &mut Option<super::partitions::Partitions>) -> ServerError {
+    match partitions {
+        Some(p) => p.conflict().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// What recovery reads from the store: clients, and channels with their subscriptions.
