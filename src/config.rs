@@ -240,6 +240,10 @@ pub struct Config {
     pub cluster_sync: bool,
     /// Log openraft's own lines (NSS `cluster_raft_logging`).
     pub cluster_raft_logging: bool,
+    /// The leader adds and removes nodes on request, on
+    /// `_STAN.raft.<cluster_id>.node.add` / `.remove` (NSS
+    /// `cluster_allow_add_remove_node`).
+    pub cluster_allow_add_remove_node: bool,
     /// Raft log entries kept behind a snapshot, so a node that fell a
     /// little behind catches up from the log and not from a snapshot.
     pub cluster_trailing_logs: u64,
@@ -334,6 +338,7 @@ impl Default for Config {
             cluster_bootstrap: false,
             cluster_sync: false,
             cluster_raft_logging: false,
+            cluster_allow_add_remove_node: false,
             cluster_trailing_logs: 10_240,
             cluster_raft_heartbeat_timeout: Duration::from_millis(600),
             cluster_raft_election_timeout: Duration::from_millis(600),
@@ -389,6 +394,10 @@ impl fmt::Debug for Config {
             .field("cluster_bootstrap", &self.cluster_bootstrap)
             .field("cluster_sync", &self.cluster_sync)
             .field("cluster_raft_logging", &self.cluster_raft_logging)
+            .field(
+                "cluster_allow_add_remove_node",
+                &self.cluster_allow_add_remove_node,
+            )
             .field("cluster_trailing_logs", &self.cluster_trailing_logs)
             .field(
                 "cluster_raft_heartbeat_timeout",

@@ -2,7 +2,8 @@
 //! (here from a standalone store, which becomes the cluster's state) and
 //! nodes without peers that ask its leader to add them; a second seed is
 //! refused; a node whose Raft log is gone sets its store aside and takes
-//! the cluster's state again.
+//! the cluster's state again; with `cluster_allow_add_remove_node`, nodes
+//! are removed and added on request.
 
 mod common;
 
@@ -174,4 +175,88 @@ async fn a_node_whose_raft_log_is_gone_sets_its_store_aside_and_catches_up() {
     publish_retrying(&conn, "orders", "m-31".into(), Instant::now()).await;
     caught_up(ports[follower], "Follower", 31, WAIT).await;
     drop(conn);
+}
+
+/// Whether the leader on `port` replicates to `peer`.
+fn replicates_to(port: u16, peer: &str) -> bool {
+    let key = format!("stanchion_raft_replication_lag_entries{{peer=\"{peer}\"}}");
+    common::http::get(port, "/metrics").body.contains(&key)
+}
+
+async fn until(what: &str, ok: impl Fn() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !ok() {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_are_removed_and_added_on_request() {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let names = ["a", "b", "c"];
+    let ports: Vec<u16> = names.iter().map(|_| free_port()).collect();
+    let extra = [
+        "--cluster_peers",
+        "a,b,c",
+        "--cluster_allow_add_remove_node",
+    ];
+    let mut procs: Vec<Proc> = names
+        .iter()
+        .zip(&ports)
+        .map(|(n, p)| node(&nats, dir.path(), n, *p, &extra))
+        .collect();
+    let mut alive = vec![true; 3];
+    let first = leader(&ports, &alive, Duration::from_secs(30)).await;
+    let other = (first + 1) % 3;
+    let (lport, oname) = (ports[first], names[other]);
+    until("leader replicates to every node", || {
+        replicates_to(lport, oname)
+    })
+    .await;
+    let nc = nats.client().await;
+    let ask = |verb: &str, name: &str| {
+        let (nc, subject, name) = (
+            nc.clone(),
+            format!("_STAN.raft.test-cluster.node.{verb}"),
+            name.to_string(),
+        );
+        async move {
+            let m = tokio::time::timeout(WAIT, nc.request(subject, name.into()))
+                .await
+                .expect("node request answered in time")
+                .expect("node request");
+            String::from_utf8(m.payload.to_vec()).unwrap()
+        }
+    };
+
+    assert_eq!(
+        ask("add", "x.y").await,
+        "-ERR adding node \"x.y\": invalid node ID"
+    );
+    assert_eq!(ask("remove", oname).await, "+OK");
+    until("removed node no longer replicated to", || {
+        !replicates_to(lport, oname)
+    })
+    .await;
+    let conn = client(&nats, "members").await;
+    let start = Instant::now();
+    for i in 1..=5 {
+        publish_retrying(&conn, "ch", format!("m-{i}"), start).await;
+    }
+    assert_eq!(ask("add", oname).await, "+OK");
+    caught_up(ports[other], "Follower", 5, WAIT).await;
+    assert!(replicates_to(lport, oname));
+
+    // A leader that removes itself steps down and stops, exit status 0.
+    assert_eq!(ask("remove", names[first]).await, "+OK");
+    let status = common::secure::wait_exit(&mut procs[first], WAIT).await;
+    assert!(status.success(), "{status:?}: {}", procs[first].output());
+    alive[first] = false;
+    let second = leader(&ports, &alive, Duration::from_secs(30)).await;
+    assert_ne!(second, first);
+    publish_retrying(&conn, "ch", "m-6".into(), Instant::now()).await;
+    assert_eq!(payloads(&conn, "ch", 6).await.last().unwrap(), "m-6");
+    conn.close().await.unwrap();
 }

@@ -17,6 +17,7 @@
 pub mod join;
 mod lazy_subs;
 mod log_store;
+pub mod membership;
 pub mod network;
 mod op;
 mod replicated;

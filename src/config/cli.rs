@@ -211,6 +211,10 @@ pub struct Cli {
     #[arg(long = "cluster_sync", value_name = "BOOL", num_args = 0..=1, require_equals = true,
           default_missing_value = "true", value_parser = parse_go_bool)]
     pub cluster_sync: Option<bool>,
+    /// The leader adds and removes nodes on request (`_STAN.raft.<cluster_id>.node.add`, `.remove`) [default: false]
+    #[arg(long = "cluster_allow_add_remove_node", value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_parser = parse_go_bool)]
+    pub cluster_allow_add_remove_node: Option<bool>,
     /// Log the Raft library's own lines [default: false]
     #[arg(long = "cluster_raft_logging", value_name = "BOOL", num_args = 0..=1, require_equals = true,
           default_missing_value = "true", value_parser = parse_go_bool)]
@@ -373,6 +377,10 @@ impl Cli {
         );
         put("cluster_bootstrap", self.cluster_bootstrap.map(Value::from));
         put("cluster_sync", self.cluster_sync.map(Value::from));
+        put(
+            "cluster_allow_add_remove_node",
+            self.cluster_allow_add_remove_node.map(Value::from),
+        );
         put(
             "cluster_raft_logging",
             self.cluster_raft_logging.map(Value::from),

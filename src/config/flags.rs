@@ -80,6 +80,11 @@ pub(super) const FLAGS: &[FlagSpec] = &[
     flag(&["cluster_log_path"], "cluster_log_path", Value),
     flag(&["cluster_bootstrap"], "cluster_bootstrap", Bool),
     flag(&["cluster_sync"], "cluster_sync", Bool),
+    flag(
+        &["cluster_allow_add_remove_node"],
+        "cluster_allow_add_remove_node",
+        Bool,
+    ),
     flag(&["cluster_raft_logging"], "cluster_raft_logging", Bool),
     flag(&["cluster_trailing_logs"], "cluster_trailing_logs", Value),
     flag(
@@ -199,14 +204,7 @@ pub(super) const IGNORED: &[Ignored] = &[
     ignored(&["sql_no_caching"], Bool, SQL_STORE),
     ignored(&["syslog_name"], Value, WINDOWS),
     // Features still to come.
-    ignored(
-        &[
-            "cluster_proceed_on_restore_failure",
-            "cluster_allow_add_remove_node",
-        ],
-        Bool,
-        NOT_YET,
-    ),
+    ignored(&["cluster_proceed_on_restore_failure"], Bool, NOT_YET),
     ignored(
         &["cluster_log_cache_size", "cluster_log_snapshots"],
         Value,
@@ -457,7 +455,7 @@ mod tests {
             "-tls=false",
             "--routes",
             "nats://a:6222",
-            "-cluster_allow_add_remove_node",
+            "-cluster_proceed_on_restore_failure",
             "-cluster_log_snapshots",
             "3",
             "-D",
@@ -479,7 +477,7 @@ mod tests {
                 "ignoring flag -file_compact_enabled",
                 "ignoring flag -tls",
                 "ignoring flag --routes",
-                "ignoring flag -cluster_allow_add_remove_node",
+                "ignoring flag -cluster_proceed_on_restore_failure",
                 "ignoring flag -cluster_log_snapshots",
                 "ignoring flag -D",
             ]

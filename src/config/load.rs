@@ -65,6 +65,7 @@ const BOOL_KEYS: &[&str] = &[
     "cluster_bootstrap",
     "cluster_sync",
     "cluster_raft_logging",
+    "cluster_allow_add_remove_node",
 ];
 
 /// The env layer: figment's [`Env`] (prefix `STANCHION_`, `__` for nesting),

@@ -14,8 +14,8 @@ use tokio_util::task::TaskTracker;
 
 use super::view::{Phase, Query, Role, ServerView};
 use super::{connect_nats, finish, load_server_info, requests, subjects_of, ServerError};
-use crate::cluster::join;
 use crate::cluster::network::{self, Fetcher, NatsNetwork};
+use crate::cluster::{join, membership};
 use crate::cluster::{
     node_id, ClusterNode, LogStore, Raft, RaftStatus, ReplicatedStore, StateMachine,
 };
@@ -116,6 +116,23 @@ pub(super) async fn run(
     let _joins = join::serve_joins(raft.clone(), raft_nats.clone(), &config.cluster_id)
         .await
         .map_err(|e| ServerError::Nats(format!("raft join subscription: {e}")))?;
+    let _node_requests = if config.cluster_allow_add_remove_node {
+        let stop = signal.clone();
+        let served = membership::serve(
+            raft.clone(),
+            raft_nats.clone(),
+            &config.cluster_id,
+            name.clone(),
+            stop,
+        );
+        Some(
+            served
+                .await
+                .map_err(|e| ServerError::Nats(format!("raft node subscription: {e}")))?,
+        )
+    } else {
+        None
+    };
     // Two seeds would make two clusters: NSS stops both, and so does this.
     let (_seeds, mut other_seed) = if config.cluster_bootstrap {
         let (task, found) =

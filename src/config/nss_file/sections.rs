@@ -238,6 +238,7 @@ impl Reader {
                 "bootstrap" => self.boolean(c, "cluster_bootstrap")?,
                 "sync" => self.boolean(c, "cluster_sync")?,
                 "raft_logging" => self.boolean(c, "cluster_raft_logging")?,
+                "allow_add_remove_node" => self.boolean(c, "cluster_allow_add_remove_node")?,
                 "trailing_logs" => {
                     let n = int(c)?;
                     self.put(c, "cluster_trailing_logs", n);
@@ -259,7 +260,7 @@ impl Reader {
                         .collect();
                     self.put(c, "cluster_peers", names.join(","));
                 }
-                "allow_add_remove_node" | "proceed_on_restore_failure" => {
+                "proceed_on_restore_failure" => {
                     self.ignore(c, format!("{path}.{}", c.key), NO_CLUSTERING);
                 }
                 _ => self.ignore(c, format!("{path}.{}", c.key), RAFT_TUNING),

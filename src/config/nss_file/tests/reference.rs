@@ -195,10 +195,14 @@ fn every_reference_key() {
     assert_eq!(file.values["cluster_bootstrap"].to_bool(), Some(false));
     assert_eq!(file.values["cluster_sync"].to_bool(), Some(false));
     assert_eq!(file.values["cluster_raft_logging"].to_bool(), Some(false));
+    assert_eq!(
+        file.values["cluster_allow_add_remove_node"].to_bool(),
+        Some(false)
+    );
     assert_eq!(file.values["cluster_trailing_logs"].to_i128(), Some(128));
     assert_eq!(text(&file, "cluster_raft_heartbeat_timeout"), "2s");
     assert_eq!(text(&file, "cluster_raft_election_timeout"), "2s");
-    assert_eq!(file.values.len(), 46);
+    assert_eq!(file.values.len(), 47);
 
     // The cluster keys stanchion does not use, one by one.
     let all = ignored(&file);
@@ -217,7 +221,6 @@ fn every_reference_key() {
             ("proceed_on_restore_failure", NO_CLUSTERING),
             ("raft_lease_timeout", RAFT_TUNING),
             ("raft_commit_timeout", RAFT_TUNING),
-            ("allow_add_remove_node", NO_CLUSTERING),
             ("bolt_free_list_sync", RAFT_TUNING),
             ("bolt_free_list_map", RAFT_TUNING),
             ("nodes_connections", RAFT_TUNING),
