@@ -16,8 +16,9 @@ use prost::Message as _;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
+use super::membership::{learner, Refused};
 use super::network::prefix;
-use super::{node_id, ClusterNode, Raft};
+use super::{node_id, Raft};
 
 /// `spb.RaftJoinRequest`, field for field.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -119,26 +120,17 @@ enum Joined {
 /// Adds `name` as a learner; a learner that caught up is made a voter;
 /// a voter stays one.
 async fn add_voter(raft: &Raft, name: &str) -> Result<Joined, String> {
-    if name.is_empty() || name.contains(['.', '*', '>', ' ']) {
-        return Err(format!("invalid node ID {name:?}"));
-    }
     let id = node_id(name);
     let m = raft.metrics().borrow().clone();
     let members = m.membership_config.membership();
-    match members.get_node(&id) {
-        Some(node) if node.name != name => {
-            return Err(format!("node ID {name:?} collides with {:?}", node.name));
+    match learner(raft, members, name).await {
+        Ok(true) => return Ok(Joined::Learner),
+        Ok(false) => {}
+        Err(Refused::Invalid) => return Err(format!("invalid node ID {name:?}")),
+        Err(Refused::Collides(other)) => {
+            return Err(format!("node ID {name:?} collides with {other:?}"));
         }
-        Some(_) => {}
-        None => {
-            let node = ClusterNode {
-                name: name.to_string(),
-            };
-            raft.add_learner(id, node, false)
-                .await
-                .map_err(|e| e.to_string())?;
-            return Ok(Joined::Learner);
-        }
+        Err(Refused::Raft(e)) => return Err(e),
     }
     let mut voters: BTreeSet<u64> = members.voter_ids().collect();
     if voters.contains(&id) {

@@ -7,11 +7,12 @@
 use std::collections::BTreeSet;
 
 use futures::StreamExt;
+use openraft::Membership;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
 use super::network::prefix;
-use super::{node_id, ClusterNode, Raft};
+use super::{node_id, ClusterNode, NodeId, Raft};
 
 /// The subjects of add and remove requests.
 fn subjects(cluster_id: &str) -> (String, String) {
@@ -20,36 +21,71 @@ fn subjects(cluster_id: &str) -> (String, String) {
 }
 
 fn valid(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.contains(['.', '*', '>', ' ']) {
+    if !is_valid_name(name) {
         return Err("invalid node ID".into());
     }
     Ok(())
 }
 
-/// Makes `name` a voter (added first as a learner when new).
-async fn add(raft: &Raft, name: &str) -> Result<(), String> {
-    valid(name)?;
-    let id = node_id(name);
-    let members = raft
-        .metrics()
+/// Whether `name` can be a node's (it makes NATS subject tokens).
+fn is_valid_name(name: &str) -> bool {
+    !(name.is_empty() || name.contains(['.', '*', '>', ' ']))
+}
+
+/// Why a name cannot be made a node, as [`learner`] refuses it.
+pub(super) enum Refused {
+    /// Not a valid node name.
+    Invalid,
+    /// Its ID is that of this other node's name.
+    Collides(String),
+    /// openraft refused to add it.
+    Raft(String),
+}
+
+/// The cluster's current membership, as this node sees it.
+pub(super) fn members(raft: &Raft) -> Membership<NodeId, ClusterNode> {
+    raft.metrics()
         .borrow()
         .membership_config
         .membership()
-        .clone();
+        .clone()
+}
+
+/// Checks `name` against `members` and adds it as a learner when it is
+/// not a node yet; whether it was added.
+pub(super) async fn learner(
+    raft: &Raft,
+    members: &Membership<NodeId, ClusterNode>,
+    name: &str,
+) -> Result<bool, Refused> {
+    if !is_valid_name(name) {
+        return Err(Refused::Invalid);
+    }
+    let id = node_id(name);
     match members.get_node(&id) {
-        Some(node) if node.name != name => {
-            return Err(format!("node ID collides with {:?}", node.name));
-        }
-        Some(_) => {}
+        Some(node) if node.name != name => Err(Refused::Collides(node.name.clone())),
+        Some(_) => Ok(false),
         None => {
             let node = ClusterNode {
                 name: name.to_string(),
             };
             raft.add_learner(id, node, false)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| Refused::Raft(e.to_string()))?;
+            Ok(true)
         }
     }
+}
+
+/// Makes `name` a voter (added first as a learner when new).
+async fn add(raft: &Raft, name: &str) -> Result<(), String> {
+    let members = members(raft);
+    learner(raft, &members, name).await.map_err(|r| match r {
+        Refused::Invalid => "invalid node ID".to_string(),
+        Refused::Collides(other) => format!("node ID collides with {other:?}"),
+        Refused::Raft(e) => e,
+    })?;
+    let id = node_id(name);
     let mut voters: BTreeSet<u64> = members.voter_ids().collect();
     if voters.insert(id) {
         raft.change_membership(voters, false)
@@ -63,12 +99,7 @@ async fn add(raft: &Raft, name: &str) -> Result<(), String> {
 async fn remove(raft: &Raft, name: &str) -> Result<(), String> {
     valid(name)?;
     let id = node_id(name);
-    let members = raft
-        .metrics()
-        .borrow()
-        .membership_config
-        .membership()
-        .clone();
+    let members = members(raft);
     if members.get_node(&id).is_none() {
         return Err("not a node of this cluster".into());
     }
