@@ -9,18 +9,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::cluster::{caught_up, leader, node, publish_retrying};
+use common::cluster::{caught_up, leader, node, publish_retrying, stan_client};
 use common::*;
-use stanchion::client::{Connection, Options};
-
-async fn client(nats: &Nats, id: &str) -> Connection {
-    let mut opts = Options::new("test-cluster", id);
-    opts.connect_wait = Duration::from_secs(10);
-    opts.pub_ack_wait = Duration::from_millis(500);
-    Connection::connect(nats.client().await, opts)
-        .await
-        .unwrap()
-}
+use stanchion::client::Connection;
 
 /// The payloads of the first `n` messages of `channel`.
 async fn payloads(conn: &Connection, channel: &str, n: usize) -> Vec<String> {
@@ -73,7 +64,7 @@ async fn a_standalone_store_seeds_a_cluster_that_nodes_join() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    let conn = client(&nats, "after").await;
+    let conn = stan_client(&nats, "after").await;
     let want: Vec<String> = (1..=20).map(|i| format!("m-{i}")).collect();
     assert_eq!(payloads(&conn, "orders", 20).await, want);
     let start = Instant::now();
@@ -145,7 +136,7 @@ async fn a_node_whose_raft_log_is_gone_sets_its_store_aside_and_catches_up() {
     procs[first]
         .wait_for_output_within("stanchion is ready", Duration::from_secs(20))
         .await;
-    let conn = client(&nats, "writer").await;
+    let conn = stan_client(&nats, "writer").await;
     let start = Instant::now();
     for i in 1..=30 {
         publish_retrying(&conn, "orders", format!("m-{i}"), start).await;
@@ -240,7 +231,7 @@ async fn nodes_are_removed_and_added_on_request() {
         !replicates_to(lport, oname)
     })
     .await;
-    let conn = client(&nats, "members").await;
+    let conn = stan_client(&nats, "members").await;
     let start = Instant::now();
     for i in 1..=5 {
         publish_retrying(&conn, "ch", format!("m-{i}"), start).await;

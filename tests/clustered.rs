@@ -9,10 +9,10 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::cluster::{self, caught_up, leader, publish_retrying, serverz};
+use common::cluster::{self, caught_up, leader, publish_retrying, serverz, stan_client};
 use common::http::get;
 use common::*;
-use stanchion::client::{Connection, Options, SubscriptionOptions};
+use stanchion::client::SubscriptionOptions;
 
 const NODES: [&str; 3] = ["a", "b", "c"];
 
@@ -33,21 +33,50 @@ fn metrics(port: u16) -> std::collections::HashMap<String, f64> {
         .collect()
 }
 
+/// Three nodes on one nats-server, once the first leader serves.
+struct Three {
+    nats: Nats,
+    dir: tempfile::TempDir,
+    ports: Vec<u16>,
+    procs: Vec<Proc>,
+    /// Which of them leads.
+    first: usize,
+}
+
+impl Three {
+    async fn start() -> Three {
+        let nats = Nats::start();
+        let dir = tempfile::tempdir().unwrap();
+        let ports: Vec<u16> = NODES.iter().map(|_| free_port()).collect();
+        let procs: Vec<Proc> = NODES
+            .iter()
+            .zip(&ports)
+            .map(|(name, port)| node(&nats, dir.path(), name, *port))
+            .collect();
+        let first = leader(&ports, &[true; 3], Duration::from_secs(30)).await;
+        procs[first]
+            .wait_for_output_within("stanchion is ready", Duration::from_secs(20))
+            .await;
+        Three {
+            nats,
+            dir,
+            ports,
+            procs,
+            first,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_leader_is_replaced_and_clients_carry_on_with_every_acked_message() {
-    let nats = Nats::start();
-    let dir = tempfile::tempdir().unwrap();
-    let ports: Vec<u16> = NODES.iter().map(|_| free_port()).collect();
-    let mut procs: Vec<Proc> = NODES
-        .iter()
-        .zip(&ports)
-        .map(|(name, port)| node(&nats, dir.path(), name, *port))
-        .collect();
+    let Three {
+        nats,
+        dir,
+        ports,
+        mut procs,
+        first,
+    } = Three::start().await;
     let mut alive = vec![true; 3];
-    let first = leader(&ports, &alive, Duration::from_secs(30)).await;
-    procs[first]
-        .wait_for_output_within("stanchion is ready", Duration::from_secs(20))
-        .await;
     for (i, port) in ports.iter().enumerate() {
         let z = get(*port, "/streaming/serverz").json();
         assert_eq!(z["state"], "CLUSTERED", "{z}");
@@ -59,12 +88,7 @@ async fn a_killed_leader_is_replaced_and_clients_carry_on_with_every_acked_messa
         }
     }
 
-    let mut opts = Options::new("test-cluster", "carrier");
-    opts.connect_wait = Duration::from_secs(10);
-    opts.pub_ack_wait = Duration::from_millis(500);
-    let conn = Connection::connect(nats.client().await, opts)
-        .await
-        .unwrap();
+    let conn = stan_client(&nats, "carrier").await;
     let durable = SubscriptionOptions {
         durable_name: Some("keeper".into()),
         ack_wait: Duration::from_secs(2),
@@ -177,25 +201,15 @@ async fn until_metrics(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sent_and_acked_positions_are_replicated_in_batches_and_survive_a_failover() {
-    let nats = Nats::start();
-    let dir = tempfile::tempdir().unwrap();
-    let ports: Vec<u16> = NODES.iter().map(|_| free_port()).collect();
-    let mut procs: Vec<Proc> = NODES
-        .iter()
-        .zip(&ports)
-        .map(|(name, port)| node(&nats, dir.path(), name, *port))
-        .collect();
+    let Three {
+        nats,
+        dir: _dir,
+        ports,
+        mut procs,
+        first,
+    } = Three::start().await;
     let mut alive = vec![true; 3];
-    let first = leader(&ports, &alive, Duration::from_secs(30)).await;
-    procs[first]
-        .wait_for_output_within("stanchion is ready", Duration::from_secs(20))
-        .await;
-    let mut opts = Options::new("test-cluster", "lazy");
-    opts.connect_wait = Duration::from_secs(10);
-    opts.pub_ack_wait = Duration::from_millis(500);
-    let conn = Connection::connect(nats.client().await, opts)
-        .await
-        .unwrap();
+    let conn = stan_client(&nats, "lazy").await;
     let durable = SubscriptionOptions {
         durable_name: Some("keeper".into()),
         ack_wait: Duration::from_secs(30),

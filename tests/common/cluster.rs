@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use stanchion::client::{ClientError, Connection};
+use stanchion::client::{ClientError, Connection, Options};
 
 use super::http::try_get;
 use super::{Nats, Proc};
@@ -108,4 +108,15 @@ pub async fn publish_retrying(conn: &Connection, channel: &str, payload: String,
             Err(e) => panic!("publish {payload}: {e}"),
         }
     }
+}
+
+/// A STAN client that waits out elections: 10 s to connect, and a 500 ms
+/// PubAck wait so that a publish to a dead leader is retried soon.
+pub async fn stan_client(nats: &Nats, id: &str) -> Connection {
+    let mut opts = Options::new("test-cluster", id);
+    opts.connect_wait = Duration::from_secs(10);
+    opts.pub_ack_wait = Duration::from_millis(500);
+    Connection::connect(nats.client().await, opts)
+        .await
+        .unwrap()
 }
