@@ -93,9 +93,10 @@
 //! - Values print as Rust does (`1234567`, not Go's `1.234567e+06`); both
 //!   parse to the same number.
 
+mod raft;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::cluster::RaftSample;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -361,48 +362,7 @@ fn stanchion_families(reg: &Families, view: &ServerView) -> prometheus::Result<(
         load(&stats.reconnects),
     )?;
     if let Some(raft) = view.raft_status() {
-        raft_families(reg, &raft.sample())?;
-    }
-    Ok(())
-}
-
-/// A clustered node's Raft: indexes are -1 while there is none.
-fn raft_families(reg: &Families, s: &RaftSample) -> prometheus::Result<()> {
-    let index = |i: Option<u64>| i.map_or(-1, gauge);
-    reg.gauge("stanchion_raft_term", "Current Raft term", gauge(s.term))?;
-    reg.gauge(
-        "stanchion_raft_last_log_index",
-        "Index of the last entry in this node's Raft log",
-        index(s.last_log_index),
-    )?;
-    reg.gauge(
-        "stanchion_raft_commit_index",
-        "Highest Raft log index known committed",
-        index(s.commit_index),
-    )?;
-    reg.gauge(
-        "stanchion_raft_applied_index",
-        "Index of the last Raft entry applied to this node's store",
-        index(s.applied_index),
-    )?;
-    reg.counter(
-        "stanchion_raft_leader_changes_total",
-        "Times this node saw a new Raft leader",
-        s.leader_changes,
-    )?;
-    reg.gauge(
-        "stanchion_raft_held_sub_changes",
-        "On the leader: sent and acked positions held back, replicated every second",
-        gauge(s.held_sub_changes),
-    )?;
-    let lag = reg.gauge_vec(
-        "stanchion_raft_replication_lag_entries",
-        "On the leader: entries each other node is behind the leader's log",
-        &["peer"],
-    )?;
-    for (peer, behind) in &s.lag {
-        lag.get_metric_with_label_values(&[peer])?
-            .set(gauge(*behind));
+        raft::families(reg, &raft.sample())?;
     }
     Ok(())
 }
