@@ -53,7 +53,24 @@ impl Three {
             .zip(&ports)
             .map(|(name, port)| node(&nats, dir.path(), name, *port))
             .collect();
-        let first = leader(&ports, &[true; 3], Duration::from_secs(30)).await;
+        // A contested first election can leave a node a candidate for a
+        // moment, or move the lead: wait until one leads and both others follow.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let first = loop {
+            let first = leader(&ports, &[true; 3], Duration::from_secs(30)).await;
+            let mut follow = true;
+            for (i, port) in ports.iter().enumerate() {
+                if i != first {
+                    let z = cluster::serverz_async(*port).await;
+                    follow &= z.is_some_and(|z| z["role"] == "Follower");
+                }
+            }
+            if follow {
+                break first;
+            }
+            assert!(Instant::now() < deadline, "no settled leader");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
         procs[first]
             .wait_for_output_within("stanchion is ready", Duration::from_secs(20))
             .await;
