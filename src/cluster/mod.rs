@@ -4,7 +4,7 @@
 //! entry ([`Op`]), applied by each node's state machine to its own
 //! stanchion store; the engine serves clients only on the leader, and a new
 //! leader starts it on its replicated store as a restart would. The log
-//! and vote live in sled beside the store ([`LogStore`]); the RPCs travel
+//! and vote live in segment files beside the store ([`LogStore`]); the RPCs travel
 //! as NATS requests under `_STAN.raft.<cluster_id>.` ([`network`]).
 //!
 //! The server's clustered mode (`server::clustered`) puts these together;
@@ -16,6 +16,7 @@
 
 pub mod join;
 mod lazy_subs;
+mod log_file;
 mod log_store;
 pub mod membership;
 pub mod network;

@@ -78,10 +78,9 @@ pub(super) async fn run(
             .await
             .map_err(|e| ServerError::Internal(e.to_string()))?
             .map_err(|e| ServerError::Cluster(format!("raft log in {}: {e}", dir.display())))?
+            .syncing(config.cluster_sync)
     };
-    let fresh = log
-        .is_fresh()
-        .map_err(|e| ServerError::Cluster(format!("raft log in {}: {e}", dir.display())))?;
+    let fresh = log.is_fresh();
     let local = {
         let config = config.clone();
         tokio::task::spawn_blocking(move || open_local(open, &config, fresh))
